@@ -1,0 +1,139 @@
+"""The `home-energy` command: sync, serve, run (serve + in-process schedule), init-db.
+
+Every failure ends as one line on stderr and a sysexits code (see errors.py); no traceback
+reaches a person, and the token is never printed (it is read from the environment or the env
+file, never from the command line).
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import sys
+from typing import Sequence
+
+from .config import Config, load_config
+from .errors import EX_CONFIG, HomeEnergyError
+
+log = logging.getLogger("home_energy")
+
+EX_UNAVAILABLE = 69  # the port is taken by another process
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
+    from .sync import run_sync
+
+    report = run_sync(config)
+    if report.exit_code == 0:
+        note = f" ({report.error})" if report.error else ""
+        print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
+    else:
+        print(f"sync failed: {report.error}", file=sys.stderr)
+    return report.exit_code
+
+
+def cmd_init_db(config: Config, _args: argparse.Namespace) -> int:
+    from .db import connect_writer
+
+    connect_writer(config.sqlite_path).close()
+    print(f"cache ready at {config.sqlite_path}")
+    return 0
+
+
+def _serve(config: Config, before_serving=None) -> int:
+    from waitress.server import create_server
+
+    from .web import create_app
+
+    app = create_app(config)
+    try:
+        server = create_server(app, host=config.host, port=config.port, threads=4, ident="home-energy",
+                               connection_limit=64, channel_timeout=30)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"error: port {config.port} on {config.host} is already in use: stop the other server or set PORT",
+                  file=sys.stderr)
+            return EX_UNAVAILABLE
+        print(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
+        return EX_UNAVAILABLE
+
+    def _stop(signum, _frame):
+        log.info("stopping on %s", signal.Signals(signum).name)
+        server.close()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    cleanup = before_serving() if before_serving else None
+    log.info("serving %s mode on http://%s:%d/", config.mode, config.host, config.port)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        if cleanup:
+            cleanup()
+    return 0
+
+
+def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
+    return _serve(config)
+
+
+def cmd_run(config: Config, _args: argparse.Namespace) -> int:
+    from .scheduler import start_scheduler
+
+    return _serve(config, before_serving=lambda: start_scheduler(config))
+
+
+COMMANDS = {
+    "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
+    "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
+    "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
+    "init-db": (cmd_init_db, "create or migrate the cache file"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="home-energy", description="Amber Electric kitchen display")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="KEY=VALUE file as systemd's EnvironmentFile= reads; the environment wins")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_func, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, description=text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(env_file=args.env_file)
+    except HomeEnergyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    _setup_logging(config.debug)
+    func = COMMANDS[args.command][0]
+    try:
+        return func(config, args)
+    except HomeEnergyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

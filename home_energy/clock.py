@@ -1,0 +1,49 @@
+"""The one place that reads the time, so tests (freezegun) and the sync agree on "now".
+
+Inside the project every datetime is timezone-aware UTC. NEM time (fixed UTC+10, no daylight
+saving) and the household's local zone are used only at the edges.
+"""
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta, timezone
+
+NEM_TZ = timezone(timedelta(hours=10), "AEST")
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def to_iso(value: datetime | None) -> str | None:
+    """ISO 8601 UTC with a trailing Z, whole seconds: the only time format the API emits."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (with Z or an offset) to aware UTC."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a zone: {text!r}")
+    return value.astimezone(timezone.utc)
+
+
+def nem_date(value: datetime) -> date:
+    return value.astimezone(NEM_TZ).date()
+
+
+def nem_day_start(day: date) -> datetime:
+    """The UTC instant at which NEM day `day` begins."""
+    return datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
+
+
+def floor_to_boundary(value: datetime) -> datetime:
+    """Amber's startTime is one second after the interval boundary: key rows on the boundary."""
+    value = value.astimezone(timezone.utc)
+    return value.replace(minute=value.minute - value.minute % 5, second=0, microsecond=0)

@@ -1,0 +1,177 @@
+"""Configuration: the only module that reads the environment.
+
+Settings come from the process environment, optionally layered over an env file in the
+KEY=VALUE format systemd's EnvironmentFile= reads (the environment wins). A bad value raises
+ConfigError naming the variable and what is allowed. The token is held in a field that never
+prints itself, so it cannot leak through a repr, a log line or an error message.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .errors import ConfigError
+
+DEFAULT_API_URL = "https://api.amber.com.au/v1"
+ENV_FILE_VAR = "HOME_ENERGY_ENV_FILE"
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
+
+
+class Secret(str):
+    """A string whose repr and str never show the value; use .reveal() at the one place it is sent."""
+
+    def __new__(cls, value: str) -> Secret:
+        obj = super().__new__(cls, "***")
+        obj._value = value
+        return obj
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True)
+class Config:
+    amber_token: Secret | None = None
+    amber_site_id: str | None = None
+    amber_api_url: str = DEFAULT_API_URL
+    host: str = "127.0.0.1"
+    port: int = 5050
+    sqlite_path: Path = Path("data/cache.sqlite")
+    retention_days: int = 90
+    stale_after_seconds: int = 900
+    debug: bool = False
+    timezone: str = "Australia/Sydney"
+    monthly_budget: float | None = None
+    night_start: str = "22:00"
+    night_end: str = "06:00"
+
+    @property
+    def mode(self) -> str:
+        return "amber" if self.amber_token else "demo"
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path}: {exc.strerror}") from exc
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.match(key):
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off")
+
+
+def _hhmm(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", raw)
+    if not match:
+        raise ConfigError(f"{name} must be a time of day as HH:MM (24-hour), e.g. {default}")
+    return raw
+
+
+def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> Config:
+    """Build the Config from `env` (default os.environ) over an optional env file."""
+    environ = dict(os.environ if env is None else env)
+    file_name = env_file or environ.get(ENV_FILE_VAR)
+    merged: dict[str, str] = {}
+    if file_name:
+        merged.update(parse_env_file(Path(file_name)))
+    merged.update(environ)
+
+    token_raw = merged.get("AMBER_TOKEN", "").strip()
+    token = None
+    if token_raw:
+        if not _TOKEN_SHAPE.match(token_raw):
+            raise ConfigError("AMBER_TOKEN must be an Amber API key (letters, digits, _ - .), as shown in the Amber app")
+        token = Secret(token_raw)
+
+    site_id = merged.get("AMBER_SITE_ID", "").strip() or None
+    if site_id is not None and not re.fullmatch(r"[A-Za-z0-9]{1,64}", site_id):
+        raise ConfigError("AMBER_SITE_ID must be the site id from Amber's /sites (letters and digits)")
+
+    api_url = merged.get("AMBER_API_URL", "").strip() or DEFAULT_API_URL
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", api_url):
+        raise ConfigError("AMBER_API_URL must be an http(s) URL such as https://api.amber.com.au/v1")
+
+    host = merged.get("HOST", "").strip() or "127.0.0.1"
+    if not re.fullmatch(r"[A-Za-z0-9\.\-:\[\]]+", host):
+        raise ConfigError("HOST must be a host name or IP address, e.g. 127.0.0.1 or 0.0.0.0")
+
+    sqlite_raw = merged.get("SQLITE_PATH", "").strip() or "data/cache.sqlite"
+
+    tz_name = merged.get("TIMEZONE", "").strip() or "Australia/Sydney"
+    try:
+        zoneinfo.ZoneInfo(tz_name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError("TIMEZONE must be an IANA zone name such as Australia/Sydney") from exc
+
+    budget_raw = merged.get("MONTHLY_BUDGET", "").strip()
+    budget = None
+    if budget_raw:
+        try:
+            budget = float(budget_raw)
+        except ValueError:
+            budget = -1.0
+        if not 0 < budget < 100000:
+            raise ConfigError("MONTHLY_BUDGET must be a positive number of dollars, e.g. 150")
+
+    return Config(
+        amber_token=token,
+        amber_site_id=site_id,
+        amber_api_url=api_url.rstrip("/"),
+        host=host,
+        port=_int(merged, "PORT", 5050, 1, 65535),
+        sqlite_path=Path(sqlite_raw),
+        retention_days=_int(merged, "RETENTION_DAYS", 90, 1, 3650),
+        stale_after_seconds=_int(merged, "STALE_AFTER_SECONDS", 900, 60, 86400),
+        debug=_bool(merged, "DEBUG"),
+        timezone=tz_name,
+        monthly_budget=budget,
+        night_start=_hhmm(merged, "NIGHT_START", "22:00"),
+        night_end=_hhmm(merged, "NIGHT_END", "06:00"),
+    )

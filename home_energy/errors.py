@@ -1,0 +1,56 @@
+"""The project's error types and the process exit codes they map to.
+
+Every failure a person sees is one of these, raised `from` the original at the boundary where it
+happened, and its message is one line that never contains the Amber token.
+"""
+from __future__ import annotations
+
+# sysexits.h codes, so systemd and scripts can tell a passing outage from a broken setup.
+EX_OK = 0
+EX_DATAERR = 65  # upstream sent data that fails the schema: nothing from it was written
+EX_TEMPFAIL = 75  # network, timeout, 5xx, 429, rate-limit wait, busy cache: try again later
+EX_CONFIG = 78  # bad configuration, bad token, unknown site: a person must act
+
+
+class HomeEnergyError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(HomeEnergyError):
+    exit_code = EX_CONFIG
+
+
+class UpstreamError(HomeEnergyError):
+    """Amber could not be used right now; the cache is left as it was."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class RateLimitedError(UpstreamError):
+    def __init__(self, message: str, retry_at_epoch: float) -> None:
+        super().__init__(message)
+        self.retry_at_epoch = retry_at_epoch
+
+
+class UpstreamAuthError(HomeEnergyError):
+    """401/403/404 from Amber: the token or site id is wrong."""
+
+    exit_code = EX_CONFIG
+
+
+class UpstreamDataError(HomeEnergyError):
+    """A payload failed validation; it was rejected whole."""
+
+    exit_code = EX_DATAERR
+
+
+class CacheBusyError(HomeEnergyError):
+    exit_code = EX_TEMPFAIL
+
+
+class CacheUnreadableError(HomeEnergyError):
+    """The SQLite file is missing a schema, corrupt or not a database."""
+
+    exit_code = EX_TEMPFAIL

@@ -1,0 +1,132 @@
+"""Frozen records that cross module boundaries, and their construction from Amber payloads.
+
+Conversion keeps Amber's units and signs exactly: prices in c/kWh incl. GST, feed-in negative
+when the household is paid, usage cost in cents. Only the interval start is normalised (Amber's
+startTime is one second after the boundary) so rows key on the boundary.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from .clock import floor_to_boundary, parse_iso
+
+KIND_BY_TYPE = {"ActualInterval": "actual", "CurrentInterval": "current", "ForecastInterval": "forecast"}
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    nmi: str
+    network: str
+    status: str
+    interval_length: int
+    channels: tuple[tuple[str, str, str], ...]  # (identifier, type, tariff)
+    active_from: str | None
+    closed_on: str | None
+
+    @property
+    def channel_types(self) -> frozenset[str]:
+        return frozenset(c[1] for c in self.channels)
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    site_id: str
+    channel: str
+    start: int
+    end: int
+    duration: int
+    kind: str
+    per_kwh: float
+    spot_per_kwh: float
+    renewables: float
+    descriptor: str
+    spike_status: str
+    estimate: bool | None
+    adv_low: float | None
+    adv_predicted: float | None
+    adv_high: float | None
+    range_min: float | None
+    range_max: float | None
+    tariff: str | None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    site_id: str
+    channel_identifier: str
+    channel: str
+    start: int
+    end: int
+    duration: int
+    day: str
+    kwh: float
+    cost_cents: float
+    per_kwh: float
+    quality: str
+
+
+def site_from_payload(item: dict[str, Any]) -> Site:
+    return Site(
+        id=item["id"],
+        nmi=item["nmi"],
+        network=item["network"],
+        status=item["status"],
+        interval_length=int(item["intervalLength"]),
+        channels=tuple((c["identifier"], c["type"], c["tariff"]) for c in item["channels"]),
+        active_from=item.get("activeFrom"),
+        closed_on=item.get("closedOn"),
+    )
+
+
+def _start(item: dict[str, Any]) -> int:
+    return int(floor_to_boundary(parse_iso(item["startTime"])).timestamp())
+
+
+def _end(item: dict[str, Any]) -> int:
+    return int(parse_iso(item["endTime"]).timestamp())
+
+
+def price_from_payload(site_id: str, item: dict[str, Any]) -> PriceRow:
+    advanced = item.get("advancedPrice") or {}
+    spread = item.get("range") or {}
+    tariff = item.get("tariffInformation")
+    return PriceRow(
+        site_id=site_id,
+        channel=item["channelType"],
+        start=_start(item),
+        end=_end(item),
+        duration=int(item["duration"]),
+        kind=KIND_BY_TYPE[item["type"]],
+        per_kwh=float(item["perKwh"]),
+        spot_per_kwh=float(item["spotPerKwh"]),
+        renewables=float(item["renewables"]),
+        descriptor=item["descriptor"],
+        spike_status=item["spikeStatus"],
+        estimate=item.get("estimate") if item["type"] == "CurrentInterval" else None,
+        adv_low=advanced.get("low"),
+        adv_predicted=advanced.get("predicted"),
+        adv_high=advanced.get("high"),
+        range_min=spread.get("min"),
+        range_max=spread.get("max"),
+        tariff=json.dumps(tariff, sort_keys=True) if tariff else None,
+    )
+
+
+def usage_from_payload(site_id: str, item: dict[str, Any]) -> UsageRow:
+    return UsageRow(
+        site_id=site_id,
+        channel_identifier=item["channelIdentifier"],
+        channel=item["channelType"],
+        start=_start(item),
+        end=_end(item),
+        duration=int(item["duration"]),
+        day=date.fromisoformat(item["date"]).isoformat(),
+        kwh=float(item["kwh"]),
+        cost_cents=float(item["cost"]),
+        per_kwh=float(item["perKwh"]),
+        quality=item["quality"],
+    )

@@ -1,0 +1,214 @@
+"""Every read the web makes of the cache, as plain SQL returning JSON-ready structures.
+
+Times leave here as ISO 8601 UTC with Z; prices stay in c/kWh with Amber's sign; money read
+from usage is converted from cents to dollars exactly once, here, and named `_dollars`.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from .calc import Slot, age_seconds, cheapest_window, price_status
+from .clock import NEM_TZ, nem_day_start, to_iso
+
+CHEAPEST_HOURS = (1, 2, 3)
+CHEAPEST_HORIZON_H = 24
+MAX_USAGE_DAYS = 93
+
+_INTERVAL_COLUMNS = (
+    "start, end, duration, kind, per_kwh, spot_per_kwh, renewables, descriptor, spike_status, estimate, "
+    "adv_low, adv_predicted, adv_high, tariff"
+)
+
+
+def _iso(epoch: int | None) -> str | None:
+    return None if epoch is None else to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def site_id(conn: sqlite3.Connection) -> str | None:
+    return _meta(conn, "site_id")
+
+
+def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
+    kind = row["kind"]
+    if now is not None:
+        # The cache ages: what was the current interval at fetch time is an actual one later.
+        if row["end"] <= now:
+            kind = "actual"
+        elif row["start"] <= now < row["end"]:
+            kind = "current"
+    advanced = None
+    if row["adv_predicted"] is not None:
+        advanced = {"low": row["adv_low"], "predicted": row["adv_predicted"], "high": row["adv_high"]}
+    return {
+        "start": _iso(row["start"]),
+        "end": _iso(row["end"]),
+        "duration_minutes": row["duration"],
+        "kind": kind,
+        "per_kwh": row["per_kwh"],
+        "spot_per_kwh": row["spot_per_kwh"],
+        "renewables": row["renewables"],
+        "descriptor": row["descriptor"],
+        "spike_status": row["spike_status"],
+        "estimate": bool(row["estimate"]) if row["estimate"] is not None else (kind != "actual"),
+        "advanced_price": advanced,
+        "tariff": json.loads(row["tariff"]) if row["tariff"] else None,
+    }
+
+
+def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: str, version: str) -> dict[str, Any]:
+    t = now.timestamp()
+    sid = site_id(conn)
+    newest_price = newest_usage = None
+    if sid:
+        newest_price = conn.execute("SELECT MAX(fetched_at) FROM prices WHERE site_id = ?", (sid,)).fetchone()[0]
+        newest_usage = conn.execute("SELECT MAX(end) FROM usage WHERE site_id = ?", (sid,)).fetchone()[0]
+    last_ok = conn.execute(
+        "SELECT MAX(finished_at) FROM sync_runs WHERE outcome IN ('ok', 'partial')"
+    ).fetchone()[0]
+    last = conn.execute(
+        "SELECT finished_at, outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    price_age = age_seconds(t, newest_price)
+    live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
+    return {
+        "status": price_status(price_age, stale_after_s),
+        "source": "live" if live else "cache",
+        "mode": mode,
+        "cache_age_seconds": age_seconds(t, last_ok),
+        "price_age_seconds": price_age,
+        "usage_age_seconds": age_seconds(t, newest_usage),
+        "last_sync": None if last is None else {
+            "at": _iso(last["finished_at"]), "outcome": last["outcome"], "error": last["error"],
+        },
+        "prices_cached_at": _iso(newest_price),
+        "version": version,
+    }
+
+
+def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
+    t = int(now.timestamp())
+    rows = conn.execute(
+        f"SELECT channel, {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND start <= ? AND end > ? ORDER BY channel",
+        (site_id(conn), t, t),
+    ).fetchall()
+    return {"channels": {row["channel"]: interval_json(row, t) for row in rows}}
+
+
+def prices(conn: sqlite3.Connection, now: datetime, hours: int) -> dict[str, Any]:
+    t = int(now.timestamp())
+    day_start = int(nem_day_start(now.astimezone(NEM_TZ).date()).timestamp())
+    rows = conn.execute(
+        f"SELECT channel, {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND end > ? AND start < ? "
+        "ORDER BY channel, start",
+        (site_id(conn), day_start, t + hours * 3600),
+    ).fetchall()
+    channels: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        channels.setdefault(row["channel"], []).append(interval_json(row, t))
+    return {"channels": channels}
+
+
+def usage(conn: sqlite3.Connection, start: date, end: date) -> dict[str, Any]:
+    sid = site_id(conn)
+    rows = conn.execute(
+        "SELECT start, end, channel, channel_identifier, kwh, cost_cents, quality FROM usage "
+        "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
+        (sid, start.isoformat(), end.isoformat()),
+    ).fetchall()
+    days = conn.execute(
+        "SELECT day, channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ? "
+        "ORDER BY day, channel",
+        (sid, start.isoformat(), end.isoformat()),
+    ).fetchall()
+    totals: dict[str, dict[str, Any]] = {}
+    for row in days:
+        day = totals.setdefault(row["day"], {"date": row["day"], "kwh": {}, "cost_cents": 0.0})
+        day["kwh"][row["channel"]] = round(row["kwh"], 4)
+        day["cost_cents"] = round(day["cost_cents"] + row["cost_cents"], 4)
+    for day in totals.values():
+        day["cost_dollars"] = round(day["cost_cents"] / 100, 2)
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "intervals": [
+            {"start": _iso(r["start"]), "end": _iso(r["end"]), "channel": r["channel"],
+             "channel_identifier": r["channel_identifier"], "kwh": r["kwh"], "cost_cents": r["cost_cents"],
+             "quality": r["quality"]}
+            for r in rows
+        ],
+        "days": list(totals.values()),
+    }
+
+
+def _cost_dollars(conn: sqlite3.Connection, sid: str | None, first: str, last: str) -> tuple[float | None, int]:
+    row = conn.execute(
+        "SELECT SUM(cost_cents), COUNT(DISTINCT day) FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ?",
+        (sid, first, last),
+    ).fetchone()
+    if not row[1]:
+        return None, 0
+    return round(row[0] / 100, 2), row[1]
+
+
+def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None) -> dict[str, Any]:
+    sid = site_id(conn)
+    t = int(now.timestamp())
+    today = now.astimezone(NEM_TZ).date()
+    yesterday = today - timedelta(days=1)
+    month_start = today.replace(day=1)
+    yesterday_cost, _ = _cost_dollars(conn, sid, yesterday.isoformat(), yesterday.isoformat())
+    month_cost, month_days = (None, 0)
+    if yesterday >= month_start:
+        month_cost, month_days = _cost_dollars(conn, sid, month_start.isoformat(), yesterday.isoformat())
+    newest_day = conn.execute("SELECT MAX(day) FROM daily_usage WHERE site_id = ?", (sid,)).fetchone()[0]
+
+    day_start = int(nem_day_start(today).timestamp())
+    renew = conn.execute(
+        "SELECT SUM(renewables * duration) / SUM(duration) FROM prices WHERE site_id = ? AND channel = 'general' "
+        "AND start >= ? AND start <= ?",
+        (sid, day_start, t),
+    ).fetchone()[0]
+    now_row = conn.execute(
+        "SELECT renewables, start FROM prices WHERE site_id = ? AND channel = 'general' AND start <= ? AND end > ?",
+        (sid, t, t),
+    ).fetchone()
+
+    horizon = t + CHEAPEST_HORIZON_H * 3600
+    slots = [
+        Slot(r[0], r[1], r[2])
+        for r in conn.execute(
+            "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = 'general' AND end > ? AND start < ? "
+            "ORDER BY start",
+            (sid, t, horizon),
+        )
+    ]
+    earliest = now_row["start"] if now_row else t
+    windows = {}
+    for hours in CHEAPEST_HOURS:
+        window = cheapest_window(slots, hours * 60, earliest, horizon)
+        windows[f"{hours}h"] = None if window is None else {
+            "start": _iso(window.start), "end": _iso(window.end), "avg_per_kwh": window.avg_per_kwh,
+            "hours": hours,
+        }
+    return {
+        "yesterday": {"date": yesterday.isoformat(), "cost_dollars": yesterday_cost},
+        "month_to_date": {
+            "from": month_start.isoformat(), "to": yesterday.isoformat(), "cost_dollars": month_cost,
+            "days": month_days,
+        },
+        "usage_through": newest_day,
+        "monthly_budget_dollars": monthly_budget,
+        "renewables": {
+            "now_percent": None if now_row is None else now_row["renewables"],
+            "today_avg_percent": None if renew is None else round(renew, 2),
+        },
+        "cheapest": windows,
+    }

@@ -1,0 +1,37 @@
+"""In-process schedule for `home-energy run`: the same sync the systemd timer runs, on a clock.
+
+One job, a few seconds after every 5-minute boundary (Amber publishes the new interval just
+after it) with a little jitter; the sync itself decides when usage (hourly) and sites (daily)
+are due, so the timer and this schedule behave identically. A first run starts at once.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+SECONDS_AFTER_BOUNDARY = 20  # Amber's new interval is usually published within ~15 s of the boundary
+JITTER_S = 10
+
+
+def start_scheduler(config: Config) -> Callable[[], None]:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from .errors import HomeEnergyError
+    from .sync import run_sync
+
+    def job() -> None:
+        try:
+            run_sync(config)
+        except HomeEnergyError as exc:  # a busy lock or unreadable cache: the next run retries
+            log.warning("sync skipped: %s", exc)
+
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                                                  "misfire_grace_time": 120})
+    scheduler.add_job(job, "cron", minute="*/5", second=SECONDS_AFTER_BOUNDARY, jitter=JITTER_S, id="sync")
+    scheduler.add_job(job, id="sync-now")
+    scheduler.start()
+    return lambda: scheduler.shutdown(wait=False)

@@ -1,0 +1,185 @@
+"""The Flask app: the dashboard page and a read-only JSON API over the SQLite cache.
+
+It never imports the upstream client and never calls out: every answer comes from the cache,
+opened read-only per request. When the file cannot be read at all, /api/health answers 503 with
+a one-line error; every other failure of input is a 400 with a JSON error, never a 500.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
+
+from . import queries
+from .clock import NEM_TZ, now_utc
+from .config import Config, load_config
+from .db import connect_reader
+from .errors import HomeEnergyError
+from .version import running_version
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HOURS = 24
+MAX_HOURS = 48
+
+api = Blueprint("api", __name__, url_prefix="/api")
+page = Blueprint("page", __name__)
+
+
+class BadRequest(HomeEnergyError):
+    pass
+
+
+def create_app(config: Config | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    config = config or load_config()
+    app.config["HOME_ENERGY"] = config
+    app.config["VERSION"] = running_version()
+    app.config["JSON_SORT_KEYS"] = False
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.register_blueprint(api)
+    app.register_blueprint(page)
+    app.teardown_appcontext(close_db)
+
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        else:
+            # The page may load nothing from another origin; this makes the browser enforce it.
+            response.headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                "connect-src 'self'; media-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                "frame-ancestors 'none'",
+            )
+        return response
+
+    @app.errorhandler(404)
+    def _not_found(_exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error=f"no such endpoint: {request.path}"), 404
+        return "not found", 404
+
+    @app.errorhandler(405)
+    def _not_allowed(_exc):
+        return jsonify(error=f"{request.method} is not allowed on {request.path}"), 405
+
+    return app
+
+
+def settings() -> Config:
+    return current_app.config["HOME_ENERGY"]
+
+
+def get_db() -> sqlite3.Connection:
+    if "db" not in g:
+        g.db = connect_reader(settings().sqlite_path)
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    conn = g.pop("db", None)
+    if conn is not None:
+        conn.close()
+
+
+@api.errorhandler(BadRequest)
+def _bad_request(exc: BadRequest):
+    return jsonify(error=str(exc)), 400
+
+
+@api.errorhandler(HomeEnergyError)
+def _cache_error(exc: HomeEnergyError):
+    return jsonify(error=str(exc)), 503
+
+
+@api.errorhandler(sqlite3.DatabaseError)
+def _sqlite_error(exc: sqlite3.DatabaseError):
+    log.error("cache read failed: %s", exc)
+    return jsonify(error=f"cache cannot be read: {exc}"), 503
+
+
+def _only(*allowed: str) -> None:
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}")
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _date_arg(name: str, default: date) -> date:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        return date.fromisoformat(raw) if len(raw) == 10 else date.fromisoformat("invalid")
+    except ValueError:
+        raise BadRequest(f"{name} must be a date as YYYY-MM-DD") from None
+
+
+@api.get("/health")
+def health():
+    _only()
+    cfg = settings()
+    body = queries.health(get_db(), now_utc(), cfg.stale_after_seconds, cfg.mode, current_app.config["VERSION"])
+    return jsonify(body)
+
+
+@api.get("/current")
+def current():
+    _only()
+    return jsonify(queries.current(get_db(), now_utc()))
+
+
+@api.get("/prices")
+def prices():
+    _only("hours")
+    hours = _int_arg("hours", DEFAULT_HOURS, 1, MAX_HOURS)
+    return jsonify(queries.prices(get_db(), now_utc(), hours))
+
+
+@api.get("/usage")
+def usage():
+    _only("from", "to")
+    yesterday = now_utc().astimezone(NEM_TZ).date() - timedelta(days=1)
+    end = _date_arg("to", yesterday)
+    start = _date_arg("from", end - timedelta(days=6))
+    if start > end:
+        raise BadRequest("from must not be after to")
+    if (end - start).days >= queries.MAX_USAGE_DAYS:
+        raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
+    return jsonify(queries.usage(get_db(), start, end))
+
+
+@api.get("/summary")
+def summary():
+    _only()
+    return jsonify(queries.summary(get_db(), now_utc(), settings().monthly_budget))
+
+
+@page.get("/")
+def index():
+    cfg = settings()
+    display: dict[str, Any] = {
+        "timezone": cfg.timezone,
+        "night_start": cfg.night_start,
+        "night_end": cfg.night_end,
+        "version": current_app.config["VERSION"],
+    }
+    return render_template("index.html", display=display)
