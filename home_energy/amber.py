@@ -56,8 +56,10 @@ def _retry() -> Retry:
 class AmberClient:
     """Calls Amber; counts calls and remembers the last rate-limit headers it saw."""
 
-    def __init__(self, base_url: str, token: Secret, session: requests.Session | None = None) -> None:
+    def __init__(self, base_url: str, token: Secret, session: requests.Session | None = None,
+                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
+        self.read_timeout_s = read_timeout_s
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token.reveal()}"
         self.session.headers["Accept"] = "application/json"
@@ -86,8 +88,8 @@ class AmberClient:
         params = {"startDate": start.isoformat(), "endDate": end.isoformat()}
         return self._get(f"/sites/{site_id}/usage", params)
 
-    def _get(self, path: str, params: dict[str, Any] | None = None, timeout_s: float | None = None) -> Any:
-        read_timeout = READ_TIMEOUT_S if timeout_s is None else max(1.0, min(timeout_s, READ_TIMEOUT_S))
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        read_timeout = self.read_timeout_s
         what = path.split("/")[-1] or path
         self.calls += 1
         try:

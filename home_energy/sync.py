@@ -294,6 +294,10 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     previous, next_ = price_window(now, resolution)
     payload = upstream.current_prices(site.id, next_=next_, previous=previous, resolution=resolution)
     fetched.prices = [price_from_payload(site.id, item) for item in validate_payload("prices", payload)]
+    if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
+        # Valid by the schema, but Amber always sends the current general interval: an empty or
+        # partial answer would leave the display without a price now.
+        raise UpstreamDataError(f"Amber prices response has no current general interval ({len(fetched.prices)} intervals)")
 
 
 def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, fetched: _Fetched,
