@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from .clock import monotonic, now_utc
@@ -104,6 +105,8 @@ class AmberClient:
         except requests.Timeout as exc:
             raise UpstreamError(f"Amber did not answer {what} within {read_timeout:.0f} s") from exc
         except requests.ConnectionError as exc:
+            if _is_read_timeout(exc):  # urllib3's Retry wraps a read timeout as a connection error
+                raise UpstreamError(f"Amber did not answer {what} within {read_timeout:.0f} s") from exc
             raise UpstreamError(f"cannot reach Amber at {self.base_url}: {_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise UpstreamError(f"request to Amber failed: {type(exc).__name__}") from exc
@@ -149,6 +152,11 @@ def _int_header(response: requests.Response, name: str) -> int | None:
 def _short_body(response: requests.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:120] or "no details"
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _reason(exc: Exception) -> str:
