@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,8 +25,19 @@ _INTERVAL_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=8192)
+def _iso_at(epoch: int) -> str:
+    return to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+
+
 def _iso(epoch: int | None) -> str | None:
-    return None if epoch is None else to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+    # Cached: a screen asks for the same few hundred interval times every 30 seconds.
+    return None if epoch is None else _iso_at(epoch)
+
+
+@lru_cache(maxsize=256)
+def _tariff(text: str) -> dict[str, Any]:
+    return json.loads(text)
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -89,7 +101,7 @@ def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
         "spike_status": row["spike_status"],
         "estimate": bool(row["estimate"]) if row["estimate"] is not None else (kind != "actual"),
         "advanced_price": advanced,
-        "tariff": json.loads(row["tariff"]) if row["tariff"] else None,
+        "tariff": dict(_tariff(row["tariff"])) if row["tariff"] else None,
     }
 
 
@@ -126,8 +138,20 @@ def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     return {"channels": {channel: interval_json(rows[0], t) for channel, rows in found.items()}}
 
 
-def prices(conn: sqlite3.Connection, now: datetime, hours: int) -> dict[str, Any]:
+def prices_cache_key(conn: sqlite3.Connection, now: datetime, hours: int) -> tuple[int | None, int, int]:
+    """Two requests with the same key get the same answer: same fetch, same 5-minute bucket."""
+    return _int_meta(conn, f"prices_fetched_at:{site_id(conn)}"), _bucket(now), hours
+
+
+def _bucket(now: datetime) -> int:
+    # Every interval boundary is a multiple of 5 minutes, so within one bucket the interval that
+    # holds "now", and so every `kind`, is the same as at the bucket's start.
     t = int(now.timestamp())
+    return t - t % 300
+
+
+def prices(conn: sqlite3.Connection, now: datetime, hours: int) -> dict[str, Any]:
+    t = _bucket(now)
     day_start = int(nem_day_start(now.astimezone(NEM_TZ).date()).timestamp())
     found = _intervals(conn, day_start, t + hours * 3600)
     return {"channels": {channel: [interval_json(row, t) for row in rows] for channel, rows in found.items()}}
@@ -137,8 +161,9 @@ def usage(conn: sqlite3.Connection, start: date, end: date) -> dict[str, Any]:
     sid = site_id(conn)
     rows = conn.execute(
         "SELECT start, end, channel, channel_identifier, kwh, cost_cents, quality FROM usage "
-        "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
-        (sid, start.isoformat(), end.isoformat()),
+        "WHERE start >= ? AND start < ? AND site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
+        (int(nem_day_start(start).timestamp()) - 86400, int(nem_day_start(end).timestamp()) + 2 * 86400, sid,
+         start.isoformat(), end.isoformat()),
     ).fetchall()
     days = conn.execute(
         "SELECT day, channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ? "
