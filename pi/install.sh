@@ -174,9 +174,8 @@ install_dirs_and_env() {
   if [[ -e "$dest" ]]; then
     # The user's token lives here: keep the contents, only make sure others cannot read it.
     say "kept: $dest (exists; never overwritten)"
-    if ! has_mode_and_owner "$dest" 0640 root "$SERVICE_USER"; then
-      run chmod 0640 "$dest"
-      if [[ -z "$ROOT" ]]; then run chown "root:$SERVICE_USER" "$dest"; fi
+    if [[ -n "$(find "$dest" -maxdepth 0 -perm /o=rwx)" ]]; then
+      run chmod o-rwx "$dest"
       changed
     fi
   else
