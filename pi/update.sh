@@ -37,6 +37,7 @@ CACHE=""
 BACKUP=""
 SCHEMA_BEFORE=""
 SYNC_NOTE=""
+TIMER_PAUSED=0
 LAST_HEALTH="(not checked)"
 LOG=""
 
@@ -164,6 +165,12 @@ cache_path() {
 }
 
 check_preconditions() {
+  local owner
+  owner="$(stat -c %U "$CHECKOUT")"
+  if [[ $EUID -eq 0 && "$owner" != root ]]; then
+    refuse "run me as $owner (who owns $CHECKOUT), not as root: it uses sudo where it must"
+  fi
+  [[ "$HEALTH_TIMEOUT_S" =~ ^[0-9]+$ ]] || refuse "HEALTH_TIMEOUT_S must be a whole number of seconds"
   sudo -n true 2>/dev/null \
     || refuse "sudo asks for a password; update.sh needs passwordless sudo for systemctl (Raspberry Pi OS's first user has it)"
   local branch
@@ -298,7 +305,7 @@ rollback() {  # REASON
 on_exit() {
   local rc=$?
   if [[ "$STATE" == applying ]]; then rollback "update.sh stopped unexpectedly (exit $rc)"; fi
-  if [[ "$STATE" == checking && -n "$OLD" && $rc -ne 0 ]]; then sctl start "$TIMER" || true; fi
+  if [[ "$STATE" == checking ]] && ((TIMER_PAUSED)); then sctl start "$TIMER" || true; fi
 }
 
 print_status() {  # RESULT
@@ -366,6 +373,7 @@ main() {
   trap on_exit EXIT
   step "pausing the sync timer"
   sctl stop "$TIMER" "$SYNC" || refuse "could not stop $TIMER"
+  TIMER_PAUSED=1
   backup_cache || refuse "could not back up the cache $CACHE"
   apply
 }

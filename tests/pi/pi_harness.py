@@ -113,12 +113,16 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def copy_project(dest: Path) -> None:
-    """The project's files as this worktree has them (committed or not, never ignored ones)."""
+    """The project's files as this checkout has them (committed or not, never ignored ones)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
-    for name in filter(None, listed):
+        cwd=REPO, capture_output=True,
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked archive): copy the sources
+        shutil.copytree(REPO, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "__pycache__", "*.egg-info", "data", ".pytest_cache", ".hypothesis"))
+        return
+    for name in filter(None, listed.stdout.decode().split("\0")):
         src = REPO / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """pi/update.sh end to end: a bare origin, a Pi checkout, stub systemctl/sudo, a real server."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -167,3 +168,28 @@ def test_update_survives_the_ssh_connection_dropping(fake_pi: FakePi):
     log = Path(git(fake_pi.checkout, "rev-parse", "--path-format=absolute",
                    "--git-path", "home-energy-update.log")).read_text()
     assert "==== home-energy update: updated ====" in log
+
+
+def test_update_refuses_while_another_update_holds_the_lock(fake_pi: FakePi):
+    old = fake_pi.head()
+    fake_pi.push_commit("newer", touch_readme)
+    lock = git(fake_pi.checkout, "rev-parse", "--path-format=absolute", "--git-path", "home-energy-update.lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = fake_pi.update()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "another update is running" in result.stdout
+    assert fake_pi.head() == old
+
+
+def test_update_refuses_when_local_main_cannot_be_fast_forwarded(fake_pi: FakePi):
+    fake_pi.push_commit("upstream change", touch_readme)
+    (fake_pi.checkout / "LOCAL.md").write_text("made on the Pi\n")
+    git(fake_pi.checkout, "add", "LOCAL.md")
+    git(fake_pi.checkout, "commit", "-q", "-m", "local change")
+    local = fake_pi.head()
+    result = fake_pi.update()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot be fast-forwarded" in result.stdout
+    assert fake_pi.head() == local
+    assert not any(line.startswith("systemctl") for line in calls(fake_pi))
