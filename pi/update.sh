@@ -164,13 +164,17 @@ cache_path() {
   printf '%s\n' "$value"
 }
 
-check_preconditions() {
+# Checked before detaching, so a mistaken `sudo ./pi/update.sh` leaves no root-owned log behind.
+check_caller() {
   local owner
   owner="$(stat -c %U "$CHECKOUT")"
   if [[ $EUID -eq 0 && "$owner" != root ]]; then
-    refuse "run me as $owner (who owns $CHECKOUT), not as root: it uses sudo where it must"
+    refuse "run me as $owner (who owns $CHECKOUT), not as root: I use sudo where I must"
   fi
   [[ "$HEALTH_TIMEOUT_S" =~ ^[0-9]+$ ]] || refuse "HEALTH_TIMEOUT_S must be a whole number of seconds"
+}
+
+check_preconditions() {
   sudo -n true 2>/dev/null \
     || refuse "sudo asks for a password; update.sh needs passwordless sudo for systemctl (Raspberry Pi OS's first user has it)"
   local branch
@@ -356,6 +360,7 @@ main() {
   done
   cd "$CHECKOUT"
   export GIT_TERMINAL_PROMPT=0
+  check_caller
   if ((!foreground)) && [[ "${HOME_ENERGY_UPDATE_DETACHED:-}" != 1 ]]; then
     detach
   fi
