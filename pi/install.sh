@@ -139,9 +139,11 @@ parse_args() {
 }
 
 preflight() {
-  # The path goes verbatim into ExecStart= lines, which split on spaces.
-  [[ "$CHECKOUT" =~ ^[A-Za-z0-9._/-]+$ ]] \
-    || die "the checkout path may hold only letters, digits and . _ - / (got: $CHECKOUT): clone it to $UNIT_CHECKOUT"
+  # The path goes verbatim into ExecStart= lines, which split on spaces and expand % and $.
+  local unsafe='[[:space:]%$"\\|&]'
+  if [[ "$CHECKOUT" =~ $unsafe || "$CHECKOUT" == *"'"* ]]; then
+    die "the checkout path may not hold spaces, quotes or % \$ \\ | & (got: $CHECKOUT): clone it to $UNIT_CHECKOUT"
+  fi
   if [[ -z "$ROOT" ]] && (( ! DRY_RUN )) && [[ $EUID -ne 0 ]]; then
     die "run me as root: sudo ./pi/install.sh (or --dry-run to see what I would do)"
   fi
