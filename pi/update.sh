@@ -140,7 +140,7 @@ detach() {
   trap 'printf "\nupdate.sh: stopped following; the update goes on (pid %s). Log: %s\n" "$pid" "$LOG"; exit 130' INT HUP TERM
   say "update.sh: running as pid $pid in its own session: it finishes even if this connection drops."
   say "update.sh: log: $LOG"
-  tail -c +"$((start + 1))" -f --pid="$pid" "$LOG" || true
+  tail -c +"$((start + 1))" -f --sleep-interval=0.5 --pid="$pid" "$LOG" || true
   wait "$pid" || rc=$?
   exit "$rc"
 }
@@ -256,7 +256,7 @@ wait_health() {  # EXPECTED_VERSION
       say "not healthy after ${HEALTH_TIMEOUT_S}s; last answer: $LAST_HEALTH"
       return 1
     fi
-    sleep 1
+    sleep 0.5
   done
 }
 
