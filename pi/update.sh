@@ -292,6 +292,8 @@ rollback() {  # REASON
     fi
   fi
   sctl restart "$DASHBOARD" || warn "$DASHBOARD did not start"
+  # The previous code refreshes the cache now rather than at the next timer run.
+  sctl start "$SYNC" || warn "the sync with the previous version did not succeed (see journalctl -u $SYNC)"
   sctl start "$TIMER" || warn "could not start $TIMER"
   if wait_health "$OLD"; then
     print_status "FAILED, rolled back to the previous version"
@@ -330,7 +332,7 @@ print_status() {  # RESULT
     else
       say "cache:     backup $BACKUP (schema version before: ${SCHEMA_BEFORE:-unknown})"
     fi
-    say "sync now:  ${SYNC_NOTE:-not run}"
+    say "sync (new version): ${SYNC_NOTE:-not run}"
   else
     say "commit:    $running ($(git log -1 --format=%s "$running"))"
   fi

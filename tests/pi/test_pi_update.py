@@ -142,6 +142,9 @@ def test_update_whose_server_fails_health_is_rolled_back(fake_pi: FakePi):
     with sqlite3.connect(fake_pi.cache) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "update_probe" not in tables and "prices" in tables
+    # After the restore, the previous version synced once more and serves fresh prices.
+    assert calls(fake_pi).count("systemctl start home-energy-sync-cache.service") == 2
+    assert fake_pi.health()["status"] == "ok"
 
 
 def test_update_survives_the_ssh_connection_dropping(fake_pi: FakePi):
