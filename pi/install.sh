@@ -208,13 +208,17 @@ install_units() {
     put_file "$WORK/$unit" "$ROOT$UNIT_DIR/$unit" 0644 root root
     if (( PUT_CHANGED )); then UNITS_CHANGED=1; fi
   done
-  if [[ -n "$ROOT" ]]; then
-    local -a todo=()
+  # Enable offline (a --root tree, or a chroot where systemd is not running) by creating the
+  # links; on the live system also (re)load and start.
+  if [[ -n "$ROOT" || ! -d /run/systemd/system ]]; then
+    local -a where=() todo=()
+    if [[ -n "$ROOT" ]]; then where=(--root="$ROOT"); fi
+    if [[ -z "$ROOT" ]]; then say "systemd is not running here: enabling the units only; they start at the next boot"; fi
     for unit in "${ENABLE[@]}"; do
-      systemctl --root="$ROOT" is-enabled --quiet "$unit" 2>/dev/null || todo+=("$unit")
+      systemctl "${where[@]}" is-enabled --quiet "$unit" 2>/dev/null || todo+=("$unit")
     done
     if ((${#todo[@]})); then
-      run systemctl --root="$ROOT" --quiet enable "${todo[@]}"
+      run systemctl "${where[@]}" --quiet enable "${todo[@]}"
       changed
     else
       say "unchanged: enabled ${ENABLE[*]}"

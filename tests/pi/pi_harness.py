@@ -176,7 +176,7 @@ class FakePi:
         except (OSError, ValueError):
             return None
 
-    def wait_for_version(self, version: str, timeout_s: float = 15) -> dict:
+    def wait_for_version(self, version: str, timeout_s: float = 30) -> dict:
         deadline = time.monotonic() + timeout_s
         body = None
         while time.monotonic() < deadline:

@@ -124,7 +124,7 @@ def test_update_fast_forwards_restarts_and_waits_for_the_new_version(fake_pi: Fa
 
 def test_update_whose_server_fails_health_is_rolled_back(fake_pi: FakePi):
     old = start_installed_version(fake_pi)
-    fake_pi.env["HEALTH_TIMEOUT_S"] = "6"
+    fake_pi.env["HEALTH_TIMEOUT_S"] = "12"  # long enough for the old server to start on a busy machine
     new = fake_pi.push_commit("A build that cannot serve", break_the_server_and_add_a_migration)
     result = fake_pi.update()
     out = result.stdout
