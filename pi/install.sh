@@ -12,6 +12,7 @@ readonly UNIT_DIR=/etc/systemd/system
 readonly UNIT_CHECKOUT=/opt/home-energy-analysis
 readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer)
 readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer)
+readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 readonly CHECKOUT
@@ -107,9 +108,11 @@ put_file() {
   changed
 }
 
-# Files in the repository name the checkout /opt/home-energy-analysis; point them at this one.
+# Files in the repository name the checkout /opt/home-energy-analysis (units) or the virtualenv
+# @VENV@ (kiosk autostart files); point them at this checkout. Comments stay as written.
 render() {  # SRC DEST
-  sed "s|${UNIT_CHECKOUT}|${CHECKOUT}|g" "$1" >"$2"
+  sed -e "/^[[:space:]]*#/!s|${UNIT_CHECKOUT}|${CHECKOUT}|g" -e "/^[[:space:]]*#/!s|@VENV@|${CHECKOUT}/.venv|g" \
+    "$1" >"$2"
 }
 
 parse_args() {
@@ -247,14 +250,29 @@ ensure_user_dir() {
   changed
 }
 
-# install_kiosk_file SRC DEST: the user's own different file is kept beside ours, once.
-install_kiosk_file() {
-  local src="$1" dest="$2" rendered
-  rendered="$WORK/kiosk-$(basename "$dest")"
+# install_labwc_autostart SRC DEST: a new autostart gets the kiosk's file; an existing one keeps
+# its own lines and gets the kiosk's commands appended (earlier kiosk lines are replaced).
+install_labwc_autostart() {
+  local src="$1" dest="$2" rendered merged
+  rendered="$WORK/labwc-autostart"
   render "$src" "$rendered"
-  if [[ -f "$dest" ]] && ! cmp -s "$rendered" "$dest" && [[ ! -e "$dest.before-home-energy" ]]; then
-    run cp -p "$dest" "$dest.before-home-energy"
+  if [[ -f "$dest" ]] && ! cmp -s "$rendered" "$dest"; then
+    merged="$WORK/labwc-autostart-merged"
+    {
+      grep -v -e 'home-energy-kiosk' -e "^$KIOSK_MARK\$" "$dest" || true
+      printf '%s\n' "$KIOSK_MARK"
+      grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$rendered"
+    } >"$merged"
+    rendered="$merged"
   fi
+  put_file "$rendered" "$dest" 0644 "$DESKTOP_USER" "$DESKTOP_GROUP"
+}
+
+# install_desktop_entry SRC DEST: the .desktop file is the kiosk's own, replaced when it changes.
+install_desktop_entry() {
+  local src="$1" dest="$2" rendered
+  rendered="$WORK/$(basename "$dest")"
+  render "$src" "$rendered"
   put_file "$rendered" "$dest" 0644 "$DESKTOP_USER" "$DESKTOP_GROUP"
 }
 
@@ -293,13 +311,13 @@ install_kiosk() {
     done
     if (( ${#autostarts[@]} > 1 )); then say "kiosk: several autostart files; using $(basename "$chosen") for labwc"; fi
     ensure_user_dir "$home/.config/labwc"
-    install_kiosk_file "$chosen" "$home/.config/labwc/autostart"
+    install_labwc_autostart "$chosen" "$home/.config/labwc/autostart"
   fi
   local desktop
   for desktop in "${desktops[@]}"; do
     # X11 sessions start ~/.config/autostart/*.desktop at login.
     ensure_user_dir "$home/.config/autostart"
-    install_kiosk_file "$desktop" "$home/.config/autostart/$(basename "$desktop")"
+    install_desktop_entry "$desktop" "$home/.config/autostart/$(basename "$desktop")"
   done
 }
 

@@ -51,10 +51,11 @@ def checkout_with_kiosk(tmp_path: Path) -> Path:
     shutil.copytree(PI, checkout / "pi")
     kiosk = checkout / "kiosk"
     kiosk.mkdir()
-    (kiosk / "labwc-autostart").write_text("/opt/home-energy-analysis/.venv/bin/home-energy-kiosk\n")
+    (kiosk / "labwc-autostart").write_text(
+        "# home-energy kiosk for labwc\n/usr/bin/lwrespawn @VENV@/bin/home-energy-kiosk &\n")
     (kiosk / "home-energy-kiosk.desktop").write_text(
         "[Desktop Entry]\nType=Application\nName=home-energy kiosk\n"
-        "Exec=/opt/home-energy-analysis/.venv/bin/home-energy-kiosk\n")
+        'Exec=sh -c "while :; do @VENV@/bin/home-energy-kiosk; sleep 10; done"\n')
     return checkout
 
 
@@ -70,8 +71,9 @@ def test_install_lays_down_units_env_file_and_state_directory_with_their_modes(t
     for name in ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer"):
         unit = root / UNIT_DIR / name
         assert mode(unit) == 0o644
-        expected = (PI / "systemd" / name).read_text().replace("/opt/home-energy-analysis", str(REPO))
-        assert unit.read_text() == expected
+        expected = [line if line.startswith("#") else line.replace("/opt/home-energy-analysis", str(REPO))
+                    for line in (PI / "systemd" / name).read_text().splitlines()]
+        assert unit.read_text().splitlines() == expected
     dashboard = (root / UNIT_DIR / "home-energy-dashboard.service").read_text()
     assert f"ExecStart={REPO}/.venv/bin/home-energy serve\n" in dashboard
     assert os.readlink(root / UNIT_DIR / "multi-user.target.wants/home-energy-dashboard.service") == \
@@ -120,20 +122,34 @@ def test_dry_run_prints_the_actions_and_does_none_of_them(tmp_path: Path):
     assert "would be made" in result.stdout
 
 
-def test_install_sets_up_the_kiosk_for_the_desktop_user_and_keeps_their_old_autostart(
+def test_install_sets_up_the_kiosk_for_a_desktop_user_without_an_autostart(
+        tmp_path: Path, checkout_with_kiosk: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    install(checkout_with_kiosk, root, "--desktop-user", "kitchen")
+    autostart = root / "home/kitchen/.config/labwc/autostart"
+    assert autostart.read_text() == (
+        f"# home-energy kiosk for labwc\n/usr/bin/lwrespawn {checkout_with_kiosk}/.venv/bin/home-energy-kiosk &\n")
+    assert mode(autostart) == 0o644
+    desktop = root / "home/kitchen/.config/autostart/home-energy-kiosk.desktop"
+    assert f'Exec=sh -c "while :; do {checkout_with_kiosk}/.venv/bin/home-energy-kiosk; sleep 10; done"\n' \
+        in desktop.read_text()
+    assert mode(desktop) == 0o644
+
+
+def test_install_keeps_the_users_own_autostart_lines_and_adds_the_kiosk_once(
         tmp_path: Path, checkout_with_kiosk: Path):
     root = tmp_path / "root"
     labwc = root / "home/kitchen/.config/labwc"
     labwc.mkdir(parents=True)
-    (labwc / "autostart").write_text("their-own-panel &\n")
+    (labwc / "autostart").write_text("their-own-panel &\n/old/venv/bin/home-energy-kiosk &\n")
     install(checkout_with_kiosk, root, "--desktop-user", "kitchen")
-    autostart = labwc / "autostart"
-    assert autostart.read_text() == f"{checkout_with_kiosk}/.venv/bin/home-energy-kiosk\n"
-    assert mode(autostart) == 0o644
-    assert (labwc / "autostart.before-home-energy").read_text() == "their-own-panel &\n"
-    desktop = root / "home/kitchen/.config/autostart/home-energy-kiosk.desktop"
-    assert f"Exec={checkout_with_kiosk}/.venv/bin/home-energy-kiosk\n" in desktop.read_text()
-    assert mode(desktop) == 0o644
+    expected = ("their-own-panel &\n# home-energy kiosk (added by pi/install.sh)\n"
+                f"/usr/bin/lwrespawn {checkout_with_kiosk}/.venv/bin/home-energy-kiosk &\n")
+    assert (labwc / "autostart").read_text() == expected
+    result = install(checkout_with_kiosk, root, "--desktop-user", "kitchen")
+    assert (labwc / "autostart").read_text() == expected
+    assert "nothing changed" in result.stdout
 
 
 def test_install_says_so_when_the_checkout_has_no_kiosk_files(tmp_path: Path):
