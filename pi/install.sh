@@ -231,6 +231,8 @@ install_units() {
   if (( UNITS_CHANGED )); then run systemctl daemon-reload; fi
   run systemctl enable --now "${ENABLE[@]}"
   if (( UNITS_CHANGED )); then run systemctl try-restart home-energy-dashboard.service; fi
+  # Fill the cache now rather than at the next 5-minute boundary.
+  if (( ! UNITS_ONLY )); then run systemctl start --no-block home-energy-sync-cache.service; fi
 }
 
 desktop_home() {
