@@ -370,6 +370,11 @@ main() {
     LOG="$(git rev-parse --path-format=absolute --git-path home-energy-update.log)"
     printf '\n#### update.sh started %s by %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')" "$(id -un)"
   fi
+  # A signal ends the run through the EXIT trap, which rolls back a half-applied update. (In the
+  # detached worker SIGHUP stays ignored.)
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   # One update at a time; the lock lives in .git so it never dirties the tree.
   local lock
   lock="$(git rev-parse --path-format=absolute --git-path home-energy-update.lock)"

@@ -78,6 +78,8 @@ case "$command" in
         start:home-energy-dashboard.service|restart:home-energy-dashboard.service) start_dashboard ;;
         stop:home-energy-dashboard.service) stop_dashboard ;;
         start:home-energy-sync-cache.service)
+          printf 'sync started\n' >>"$SERVER_LOG"
+          sleep "${STUB_SYNC_DELAY_S:-0}"
           (cd "$PI_CHECKOUT" && "$py" -m home_energy.cli sync) >>"$SERVER_LOG" 2>&1 ;;
         *) ;;
       esac

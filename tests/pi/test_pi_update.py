@@ -196,3 +196,22 @@ def test_update_refuses_when_local_main_cannot_be_fast_forwarded(fake_pi: FakePi
     assert "cannot be fast-forwarded" in result.stdout
     assert fake_pi.head() == local
     assert not any(line.startswith("systemctl") for line in calls(fake_pi))
+
+
+def test_update_stopped_halfway_puts_the_previous_version_back(fake_pi: FakePi):
+    old = start_installed_version(fake_pi)
+    new = fake_pi.push_commit("newer", touch_readme)
+    fake_pi.env["STUB_SYNC_DELAY_S"] = "3"
+    proc = subprocess.Popen([str(fake_pi.checkout / "pi" / "update.sh"), "--foreground"], cwd=fake_pi.checkout,
+                            env=fake_pi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server_log = Path(fake_pi.env["SERVER_LOG"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "sync started" not in server_log.read_text():
+        time.sleep(0.1)
+    assert git(fake_pi.checkout, "rev-parse", "HEAD") == new  # fast-forwarded, not yet checked
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 1, out
+    assert "update.sh stopped unexpectedly (exit 143)" in out
+    assert fake_pi.head() == old
+    assert fake_pi.wait_for_version(old)["version"] == old
