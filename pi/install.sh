@@ -151,8 +151,8 @@ preflight() {
     die "run me as root: sudo ./pi/install.sh (or --dry-run to see what I would do)"
   fi
   if [[ "$CHECKOUT" == /home/* || "$CHECKOUT" == /root/* ]]; then
-    say "warning: the checkout is under $CHECKOUT; the '$SERVICE_USER' service user may not be able to"
-    say "         read a home directory (Raspberry Pi OS makes them private). $UNIT_CHECKOUT is the tested place."
+    say "warning: the checkout $CHECKOUT is in a home directory, which is often private (0700): the"
+    say "         '$SERVICE_USER' service user must be able to read it. $UNIT_CHECKOUT is the tested place."
   fi
   if [[ -n "$ROOT" ]]; then
     say "installing into $ROOT (accounts, ownership, the virtualenv and services are skipped there)"
