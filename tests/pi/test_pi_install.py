@@ -160,3 +160,18 @@ def test_install_says_so_when_the_checkout_has_no_kiosk_files(tmp_path: Path):
     result = install(checkout, root, "--desktop-user", "kitchen")
     assert "no kiosk/*autostart* or kiosk/*.desktop" in result.stdout
     assert not (root / "home").exists()
+
+
+def test_units_only_installs_just_the_units(tmp_path: Path):
+    """What pi/update.sh runs when an update changes pi/systemd/."""
+    root = tmp_path / "root"
+    root.mkdir()
+    install(REPO, root, "--units-only")
+    installed = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
+    assert installed == [
+        "etc/systemd/system/home-energy-dashboard.service",
+        "etc/systemd/system/home-energy-sync-cache.service",
+        "etc/systemd/system/home-energy-sync-cache.timer",
+        "etc/systemd/system/multi-user.target.wants/home-energy-dashboard.service",
+        "etc/systemd/system/timers.target.wants/home-energy-sync-cache.timer",
+    ]
