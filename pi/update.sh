@@ -18,7 +18,8 @@ readonly SYNC=home-energy-sync-cache.service
 readonly TIMER=home-energy-sync-cache.timer
 readonly SERVICE_USER=homeenergy
 readonly STATE_DIR=/var/lib/home-energy-analysis
-readonly ENV_FILE=/etc/home-energy-analysis/dashboard.env
+# The services' env file (the program itself reads HOME_ENERGY_ENV_FILE the same way).
+readonly ENV_FILE="${HOME_ENERGY_ENV_FILE:-/etc/home-energy-analysis/dashboard.env}"
 readonly HEALTH_URL="${HEALTH_URL:-http://localhost:5050/api/health}"
 # A Pi 5 restarts the dashboard in a few seconds; a minute covers a slow first import after pip.
 readonly HEALTH_TIMEOUT_S="${HEALTH_TIMEOUT_S:-60}"

@@ -215,3 +215,25 @@ def test_update_stopped_halfway_puts_the_previous_version_back(fake_pi: FakePi):
     assert "update.sh stopped unexpectedly (exit 143)" in out
     assert fake_pi.head() == old
     assert fake_pi.wait_for_version(old)["version"] == old
+
+
+def test_update_finds_the_cache_in_the_env_file_and_never_shows_the_token(fake_pi: FakePi):
+    token = "psk_kitchen0123456789abcdef"
+    cache = fake_pi.root / "env-state" / "cache.sqlite"
+    env_file = fake_pi.root / "dashboard.env"
+    env_file.write_text(f'AMBER_TOKEN={token}\nAMBER_API_URL=http://127.0.0.1:9/v1\nSQLITE_PATH="{cache}"\n')
+    del fake_pi.env["SQLITE_PATH"]
+    fake_pi.env["HOME_ENERGY_ENV_FILE"] = str(env_file)  # what the services and update.sh read
+    old = start_installed_version(fake_pi)
+    new = fake_pi.push_commit("newer", touch_readme)
+    result = fake_pi.update()
+    log = Path(git(fake_pi.checkout, "rev-parse", "--path-format=absolute",
+                   "--git-path", "home-energy-update.log")).read_text()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"backing up the cache {cache}" in result.stdout
+    assert Path(str(cache) + ".pre-update").exists()
+    assert fake_pi.health()["mode"] == "amber" and fake_pi.head() == new != old
+    # Amber is unreachable here: the sync fails, which is reported but is no reason to roll back.
+    assert "the sync did not succeed" in result.stdout
+    for text in (result.stdout, result.stderr, log, fake_pi.stub_log.read_text()):
+        assert token not in text
