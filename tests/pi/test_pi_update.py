@@ -124,7 +124,7 @@ def test_update_fast_forwards_restarts_and_waits_for_the_new_version(fake_pi: Fa
 
 def test_update_whose_server_fails_health_is_rolled_back(fake_pi: FakePi):
     old = start_installed_version(fake_pi)
-    fake_pi.env["HEALTH_TIMEOUT_S"] = "12"  # long enough for the old server to start on a busy machine
+    fake_pi.env["HEALTH_TIMEOUT_S"] = "10"  # long enough for the old server to start on a busy machine
     new = fake_pi.push_commit("A build that cannot serve", break_the_server_and_add_a_migration)
     result = fake_pi.update()
     out = result.stdout
@@ -201,7 +201,7 @@ def test_update_refuses_when_local_main_cannot_be_fast_forwarded(fake_pi: FakePi
 def test_update_stopped_halfway_puts_the_previous_version_back(fake_pi: FakePi):
     old = start_installed_version(fake_pi)
     new = fake_pi.push_commit("newer", touch_readme)
-    fake_pi.env["STUB_SYNC_DELAY_S"] = "3"
+    fake_pi.env["STUB_SYNC_DELAY_S"] = "1"
     proc = subprocess.Popen([str(fake_pi.checkout / "pi" / "update.sh"), "--foreground"], cwd=fake_pi.checkout,
                             env=fake_pi.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     server_log = Path(fake_pi.env["SERVER_LOG"])
