@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from home_energy.db import SCHEMA_VERSION
 from pi_harness import FakePi, git
 
 
@@ -119,7 +120,7 @@ def test_update_fast_forwards_restarts_and_waits_for_the_new_version(fake_pi: Fa
     assert "deps:      unchanged" in status
     assert not fake_pi.pip_log.exists()
     backup = Path(str(fake_pi.cache) + ".pre-update")
-    assert schema_version(backup) == schema_version(fake_pi.cache) == 1
+    assert schema_version(backup) == schema_version(fake_pi.cache) == SCHEMA_VERSION
 
 
 def test_update_whose_server_fails_health_is_rolled_back(fake_pi: FakePi):
@@ -136,9 +137,9 @@ def test_update_whose_server_fails_health_is_rolled_back(fake_pi: FakePi):
     assert "FAILED, rolled back to the previous version" in out
     # pyproject.toml changed: dependencies installed for the new commit, then for the old one.
     assert fake_pi.pip_log.read_text().count("-m pip install") == 2
-    # The new code migrated the cache to schema 2; the old code needs its schema 1 back.
-    assert "cache schema is 2, was 1" in out
-    assert schema_version(fake_pi.cache) == 1
+    # The new code migrated the cache one schema further; the old code needs its own schema back.
+    assert f"cache schema is {SCHEMA_VERSION + 1}, was {SCHEMA_VERSION}" in out
+    assert schema_version(fake_pi.cache) == SCHEMA_VERSION
     with sqlite3.connect(fake_pi.cache) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "update_probe" not in tables and "prices" in tables
