@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# Install home-energy on a Raspberry Pi from this checkout (run once with sudo; safe to re-run):
+# service user, cache directory, env file, virtualenv, systemd units, kiosk autostart.
+set -euo pipefail
+
+readonly SERVICE_USER=homeenergy
+readonly STATE_DIR=/var/lib/home-energy-analysis
+readonly CONFIG_DIR=/etc/home-energy-analysis
+readonly ENV_FILE=/etc/home-energy-analysis/dashboard.env
+readonly UNIT_DIR=/etc/systemd/system
+# The checkout path written in pi/systemd/*; replaced by this checkout's real path on install.
+readonly UNIT_CHECKOUT=/opt/home-energy-analysis
+readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer)
+readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer)
+readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
+
+CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+readonly CHECKOUT
+ROOT=""
+DRY_RUN=0
+UNITS_ONLY=0
+DESKTOP_USER="${SUDO_USER:-}"
+CHANGES=0
+UNITS_CHANGED=0
+PUT_CHANGED=0
+DESKTOP_GROUP=""
+KIOSK_STATE=""
+WORK=""
+
+usage() {
+  cat <<EOF
+usage: sudo ./pi/install.sh [--dry-run] [--desktop-user NAME] [--units-only] [--root DIR]
+
+Sets up this checkout ($CHECKOUT) as the kitchen display:
+  system user and group '$SERVICE_USER', $STATE_DIR (the cache),
+  $ENV_FILE (from pi/dashboard.env.example, only if absent),
+  .venv in the checkout (pip install -e .), the systemd units (installed and enabled),
+  and the kiosk autostart for the desktop user. Re-running changes only what differs.
+
+  --dry-run            print every action without doing it
+  --desktop-user NAME  who logs in to the desktop and sees the kiosk (default: the sudo caller)
+  --units-only         only (re)install and enable the systemd units (used by pi/update.sh)
+  --root DIR           install the files into DIR instead of / (for tests); accounts, ownership,
+                       the virtualenv and starting services are skipped there
+EOF
+}
+
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+say() { printf '%s\n' "$*"; }
+show() { printf '+'; printf ' %q' "$@"; printf '\n'; }
+
+# Every change to the system goes through run: printed, and done unless --dry-run.
+run() {
+  show "$@"
+  if (( DRY_RUN )); then return 0; fi
+  "$@"
+}
+
+# Accounts, packages, the virtualenv and live services belong to the real machine: a --root
+# tree gets the files only.
+host_only() {
+  if [[ -n "$ROOT" ]]; then
+    printf 'skip (--root):'; printf ' %q' "$@"; printf '\n'
+    return 0
+  fi
+  run "$@"
+}
+
+changed() { CHANGES=$((CHANGES + 1)); }
+
+# Ownership is applied on the real machine only: a --root tree has no such accounts.
+owner_args() {
+  if [[ -n "$ROOT" ]]; then return 0; fi
+  printf '%s\n' -o "$1" -g "$2"
+}
+
+has_mode_and_owner() {  # PATH MODE OWNER GROUP
+  [[ "$(stat -c %a "$1")" == "${2#0}" ]] || return 1
+  [[ -n "$ROOT" ]] || [[ "$(stat -c %U:%G "$1")" == "$3:$4" ]]
+}
+
+# put_dir DIR MODE OWNER GROUP: create DIR, or correct its mode and owner.
+put_dir() {
+  local dir="$1" mode="$2" owner="$3" group="$4"
+  if [[ -d "$dir" ]] && has_mode_and_owner "$dir" "$mode" "$owner" "$group"; then
+    say "unchanged: $dir"
+    return 0
+  fi
+  local -a own
+  mapfile -t own < <(owner_args "$owner" "$group")
+  run install -d -m "$mode" "${own[@]}" "$dir"
+  changed
+}
+
+# put_file SRC DEST MODE OWNER GROUP: install SRC as DEST unless DEST is already identical;
+# PUT_CHANGED says which.
+put_file() {
+  local src="$1" dest="$2" mode="$3" owner="$4" group="$5"
+  PUT_CHANGED=0
+  if [[ -f "$dest" ]] && cmp -s "$src" "$dest" && has_mode_and_owner "$dest" "$mode" "$owner" "$group"; then
+    say "unchanged: $dest"
+    return 0
+  fi
+  local -a own
+  mapfile -t own < <(owner_args "$owner" "$group")
+  run install -m "$mode" "${own[@]}" "$src" "$dest"
+  PUT_CHANGED=1
+  changed
+}
+
+# Files in the repository name the checkout /opt/home-energy-analysis (units) or the virtualenv
+# @VENV@ (kiosk autostart files); point them at this checkout. Comments stay as written.
+render() {  # SRC DEST
+  sed -e "/^[[:space:]]*#/!s|${UNIT_CHECKOUT}|${CHECKOUT}|g" -e "/^[[:space:]]*#/!s|@VENV@|${CHECKOUT}/.venv|g" \
+    "$1" >"$2"
+}
+
+parse_args() {
+  while (($#)); do
+    case "$1" in
+      --dry-run) DRY_RUN=1 ;;
+      --units-only) UNITS_ONLY=1 ;;
+      --root)
+        [[ $# -ge 2 ]] || die "--root needs a directory"
+        ROOT="$2"; shift ;;
+      --root=*) ROOT="${1#--root=}" ;;
+      --desktop-user)
+        [[ $# -ge 2 ]] || die "--desktop-user needs a user name"
+        DESKTOP_USER="$2"; shift ;;
+      --desktop-user=*) DESKTOP_USER="${1#--desktop-user=}" ;;
+      -h|--help) usage; exit 0 ;;
+      *) usage >&2; die "unknown option: $1" ;;
+    esac
+    shift
+  done
+  if [[ -n "$ROOT" ]]; then
+    [[ "$ROOT" == /* ]] || die "--root needs an absolute path, got: $ROOT"
+    [[ -d "$ROOT" ]] || die "--root directory does not exist: $ROOT"
+    ROOT="${ROOT%/}"
+  fi
+  if [[ "$DESKTOP_USER" == root ]]; then DESKTOP_USER=""; fi
+}
+
+preflight() {
+  # The path goes verbatim into ExecStart= lines, which split on spaces and expand % and $.
+  local unsafe='[[:space:]%$"\\|&]'
+  if [[ "$CHECKOUT" =~ $unsafe || "$CHECKOUT" == *"'"* ]]; then
+    die "the checkout path may not hold spaces, quotes or % \$ \\ | & (got: $CHECKOUT): clone it to $UNIT_CHECKOUT"
+  fi
+  if [[ -z "$ROOT" ]] && (( ! DRY_RUN )) && [[ $EUID -ne 0 ]]; then
+    die "run me as root: sudo ./pi/install.sh (or --dry-run to see what I would do)"
+  fi
+  if [[ "$CHECKOUT" == /home/* || "$CHECKOUT" == /root/* ]]; then
+    say "warning: the checkout $CHECKOUT is in a home directory, which is often private (0700): the"
+    say "         '$SERVICE_USER' service user must be able to read it. $UNIT_CHECKOUT is the tested place."
+  fi
+  if [[ -n "$ROOT" ]]; then
+    say "installing into $ROOT (accounts, ownership, the virtualenv and services are skipped there)"
+  fi
+  if (( DRY_RUN )); then say "dry run: nothing below is done"; fi
+}
+
+install_account() {
+  if [[ -n "$ROOT" ]] || ! getent group "$SERVICE_USER" >/dev/null; then
+    host_only groupadd --system "$SERVICE_USER"
+    if [[ -z "$ROOT" ]]; then changed; fi
+  fi
+  if [[ -n "$ROOT" ]] || ! getent passwd "$SERVICE_USER" >/dev/null; then
+    host_only useradd --system --gid "$SERVICE_USER" --home-dir "$STATE_DIR" --no-create-home \
+      --shell /usr/sbin/nologin --comment "home-energy dashboard" "$SERVICE_USER"
+    if [[ -z "$ROOT" ]]; then changed; fi
+  fi
+}
+
+install_dirs_and_env() {
+  put_dir "$ROOT$STATE_DIR" 0750 "$SERVICE_USER" "$SERVICE_USER"
+  put_dir "$ROOT$CONFIG_DIR" 0755 root root
+  local dest="$ROOT$ENV_FILE"
+  if [[ -e "$dest" ]]; then
+    # The user's token lives here: keep the contents, only make sure others cannot read it.
+    say "kept: $dest (exists; never overwritten)"
+    if [[ -n "$(find "$dest" -maxdepth 0 -perm /o=rwx)" ]]; then
+      run chmod o-rwx "$dest"
+      changed
+    fi
+  else
+    put_file "$CHECKOUT/pi/dashboard.env.example" "$dest" 0640 root "$SERVICE_USER"
+  fi
+}
+
+install_venv() {
+  local owner python=/usr/bin/python3
+  owner="$(stat -c %U "$CHECKOUT")"
+  local -a as_owner=()
+  if [[ "$owner" != root ]]; then as_owner=(runuser -u "$owner" --); fi
+  if [[ -z "$ROOT" ]] && ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+    run apt-get install -y python3-venv
+  fi
+  # System site packages: Debian's python3-gi (the kiosk's GTK webview) cannot be pip-installed.
+  if [[ ! -x "$CHECKOUT/.venv/bin/python" ]]; then
+    host_only "${as_owner[@]}" "$python" -m venv --system-site-packages "$CHECKOUT/.venv"
+  fi
+  host_only "${as_owner[@]}" "$CHECKOUT/.venv/bin/python" -m pip install --quiet -e "$CHECKOUT"
+}
+
+install_units() {
+  local unit
+  put_dir "$ROOT$UNIT_DIR" 0755 root root
+  for unit in "${UNITS[@]}"; do
+    render "$CHECKOUT/pi/systemd/$unit" "$WORK/$unit"
+    put_file "$WORK/$unit" "$ROOT$UNIT_DIR/$unit" 0644 root root
+    if (( PUT_CHANGED )); then UNITS_CHANGED=1; fi
+  done
+  # Enable offline (a --root tree, or a chroot where systemd is not running) by creating the
+  # links; on the live system also (re)load and start.
+  if [[ -n "$ROOT" || ! -d /run/systemd/system ]]; then
+    local -a where=() todo=()
+    if [[ -n "$ROOT" ]]; then where=(--root="$ROOT"); fi
+    if [[ -z "$ROOT" ]]; then say "systemd is not running here: enabling the units only; they start at the next boot"; fi
+    for unit in "${ENABLE[@]}"; do
+      systemctl "${where[@]}" is-enabled --quiet "$unit" 2>/dev/null || todo+=("$unit")
+    done
+    if ((${#todo[@]})); then
+      run systemctl "${where[@]}" --quiet enable "${todo[@]}"
+      changed
+    else
+      say "unchanged: enabled ${ENABLE[*]}"
+    fi
+    return 0
+  fi
+  if (( UNITS_CHANGED )); then run systemctl daemon-reload; fi
+  run systemctl enable --now "${ENABLE[@]}"
+  if (( UNITS_CHANGED )); then run systemctl try-restart home-energy-dashboard.service; fi
+  # Fill the cache now rather than at the next 5-minute boundary.
+  if (( ! UNITS_ONLY )); then run systemctl start --no-block home-energy-sync-cache.service; fi
+}
+
+desktop_home() {
+  if [[ -n "$ROOT" ]]; then
+    printf '%s/home/%s\n' "$ROOT" "$DESKTOP_USER"
+  else
+    getent passwd "$DESKTOP_USER" | cut -d: -f6
+  fi
+}
+
+# ensure_user_dir DIR: create a directory in the desktop user's home, leaving existing ones alone.
+ensure_user_dir() {
+  if [[ -d "$1" ]]; then return 0; fi
+  local -a own
+  mapfile -t own < <(owner_args "$DESKTOP_USER" "$DESKTOP_GROUP")
+  run install -d -m 0755 "${own[@]}" "$1"
+  changed
+}
+
+# install_labwc_autostart SRC DEST: a new autostart gets the kiosk's file; an existing one keeps
+# its own lines and gets the kiosk's commands appended (earlier kiosk lines are replaced).
+install_labwc_autostart() {
+  local src="$1" dest="$2" rendered merged
+  rendered="$WORK/labwc-autostart"
+  render "$src" "$rendered"
+  if [[ -f "$dest" ]] && ! cmp -s "$rendered" "$dest"; then
+    merged="$WORK/labwc-autostart-merged"
+    {
+      grep -v -e 'home-energy-kiosk' -e "^$KIOSK_MARK\$" "$dest" || true
+      printf '%s\n' "$KIOSK_MARK"
+      grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$rendered"
+    } >"$merged"
+    rendered="$merged"
+  fi
+  put_file "$rendered" "$dest" 0644 "$DESKTOP_USER" "$DESKTOP_GROUP"
+}
+
+# install_desktop_entry SRC DEST: the .desktop file is the kiosk's own, replaced when it changes.
+install_desktop_entry() {
+  local src="$1" dest="$2" rendered
+  rendered="$WORK/$(basename "$dest")"
+  render "$src" "$rendered"
+  put_file "$rendered" "$dest" 0644 "$DESKTOP_USER" "$DESKTOP_GROUP"
+}
+
+install_kiosk() {
+  local -a autostarts desktops
+  shopt -s nullglob
+  autostarts=("$CHECKOUT"/kiosk/*autostart*)
+  desktops=("$CHECKOUT"/kiosk/*.desktop)
+  shopt -u nullglob
+  KIOSK_STATE="installed"
+  if (( ${#autostarts[@]} == 0 && ${#desktops[@]} == 0 )); then
+    KIOSK_STATE="missing"
+    say "kiosk: this checkout has no kiosk/*autostart* or kiosk/*.desktop yet, so no browser starts at"
+    say "       login; the dashboard still runs. Update the checkout and run install.sh again."
+    return 0
+  fi
+  if [[ -z "$DESKTOP_USER" ]]; then
+    KIOSK_STATE="no-user"
+    say "kiosk: skipped: no desktop user. Run with sudo from the desktop user's account, or pass --desktop-user NAME."
+    return 0
+  fi
+  local home
+  if [[ -z "$ROOT" ]] && ! getent passwd "$DESKTOP_USER" >/dev/null; then
+    die "desktop user '$DESKTOP_USER' does not exist"
+  fi
+  home="$(desktop_home)"
+  DESKTOP_GROUP="$DESKTOP_USER"
+  if [[ -z "$ROOT" ]]; then DESKTOP_GROUP="$(id -gn "$DESKTOP_USER")"; fi
+  ensure_user_dir "$home"
+  ensure_user_dir "$home/.config"
+  if (( ${#autostarts[@]} )); then
+    # labwc (Raspberry Pi OS's desktop since late 2024) runs ~/.config/labwc/autostart at login.
+    local chosen="${autostarts[0]}" f
+    for f in "${autostarts[@]}"; do
+      if [[ "$(basename "$f")" == *labwc* ]]; then chosen="$f"; fi
+    done
+    if (( ${#autostarts[@]} > 1 )); then say "kiosk: several autostart files; using $(basename "$chosen") for labwc"; fi
+    ensure_user_dir "$home/.config/labwc"
+    install_labwc_autostart "$chosen" "$home/.config/labwc/autostart"
+  fi
+  local desktop
+  for desktop in "${desktops[@]}"; do
+    # X11 sessions start ~/.config/autostart/*.desktop at login.
+    ensure_user_dir "$home/.config/autostart"
+    install_desktop_entry "$desktop" "$home/.config/autostart/$(basename "$desktop")"
+  done
+}
+
+summary() {
+  say ""
+  if (( DRY_RUN )); then
+    say "dry run: $CHANGES change(s) would be made."
+  elif (( CHANGES == 0 )); then
+    say "nothing changed: already installed."
+  else
+    say "done: $CHANGES change(s)."
+  fi
+  (( UNITS_ONLY )) && return 0
+  cat <<EOF
+
+Next steps
+  1. Put your Amber token in the env file (demo data until you do):
+       sudo nano $ENV_FILE            # AMBER_TOKEN=psk_...
+       sudo systemctl restart home-energy-dashboard.service
+       sudo systemctl start home-energy-sync-cache.service
+  2. Check it:  curl -s http://127.0.0.1:5050/api/health
+                systemctl list-timers home-energy-sync-cache.timer
+  3. Logs:      journalctl -u home-energy-dashboard.service -u home-energy-sync-cache.service -e
+EOF
+  case "$KIOSK_STATE" in
+    installed) say "  4. Kiosk: log out and in (or reboot) as $DESKTOP_USER to start the full-screen display." ;;
+    no-user) say "  4. Kiosk: run again with --desktop-user NAME to start the display at login." ;;
+    *) say "  4. Kiosk: not set up yet (see above)." ;;
+  esac
+  say "  5. Updates: ./pi/update.sh from $CHECKOUT (see docs/deploy.md)."
+}
+
+main() {
+  parse_args "$@"
+  preflight
+  # Rendered copies of units and kiosk files, compared with what is installed.
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
+  if (( UNITS_ONLY )); then
+    install_units
+    summary
+    return 0
+  fi
+  install_account
+  install_dirs_and_env
+  install_venv
+  install_units
+  install_kiosk
+  summary
+}
+
+main "$@"
