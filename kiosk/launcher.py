@@ -17,6 +17,7 @@ from home_energy.errors import HomeEnergyError
 
 from .browser import choose_backend
 from .errors import EX_CONFIG
+from .instance import InstanceLock, lock_path
 from .screen import ScreenControl
 from .settings import KioskSettings, load_settings
 from .supervisor import Supervisor
@@ -46,14 +47,20 @@ def run(settings: KioskSettings, stop: threading.Event) -> int:
     if "--no-sandbox" in settings.chromium_flags:
         log.warning("Chromium runs with --no-sandbox: for tests as root only, never on a Pi")
     log.info("browser: %s (%s); session: %s", backend.name, backend.executable, settings.session.kind)
-    screen = ScreenControl(settings.session)
-    failed = True
+    lock = InstanceLock(lock_path(settings.session, settings.runtime_dir))
+    if not lock.acquire(stop):
+        return 0
     try:
-        code = Supervisor(settings, backend, screen, stop).run()
-        failed = False
-        return code
+        screen = ScreenControl(settings.session)
+        failed = True
+        try:
+            code = Supervisor(settings, backend, screen, stop).run()
+            failed = False
+            return code
+        finally:
+            screen.close(restore_display=not failed)
     finally:
-        screen.close(restore_display=not failed)
+        lock.release()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,7 +50,7 @@ class KioskSettings:
     timezone: str
     chromium_flags: tuple[str, ...] = ()
     session: Session = Session("none")
-    profile_parent: str | None = None  # where fresh browser profiles go; None: the system temp dir
+    runtime_dir: str | None = None  # XDG_RUNTIME_DIR: fresh profiles and the lock; None: system temp dir
 
 
 def detect_session(env: Mapping[str, str]) -> Session:
@@ -152,5 +152,5 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         session=detect_session(env),
         # The session's runtime directory is a per-user tmpfs: profiles cost no SD card writes
         # and vanish at power-off even if the launcher is killed before it can remove them.
-        profile_parent=env.get("XDG_RUNTIME_DIR", "").strip() or None,
+        runtime_dir=env.get("XDG_RUNTIME_DIR", "").strip() or None,
     )

@@ -115,7 +115,9 @@ class Supervisor:
 
     def _run_browser_once(self) -> int | None:
         """Start the browser and watch it; its exit code, or None when a stop was requested."""
-        profile = tempfile.mkdtemp(prefix=PROFILE_PREFIX, dir=self.settings.profile_parent) if self.backend.uses_profile_dir else None
+        profile = None
+        if self.backend.uses_profile_dir:
+            profile = tempfile.mkdtemp(prefix=PROFILE_PREFIX, dir=self.settings.runtime_dir)
         try:
             command = build_command(self.backend, self.settings, profile)
             try:

@@ -102,7 +102,7 @@ def test_a_stop_request_ends_the_wait_without_an_error():
 def test_launcher_gives_up_with_one_line_and_exit_75_when_nothing_listens(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env["TMPDIR"] = str(tmp_path)
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "kiosk.launcher", "--url", f"http://127.0.0.1:{port}/",
          "--browser", "chromium", "--health-timeout", "1"],
@@ -113,4 +113,5 @@ def test_launcher_gives_up_with_one_line_and_exit_75_when_nothing_listens(tmp_pa
     last = result.stderr.strip().splitlines()[-1]
     assert last == (f"error: the dashboard at http://127.0.0.1:{port}/api/health was not healthy after 1 s "
                     "(last: connection refused); is `home-energy serve` running?")
-    assert list(tmp_path.iterdir()) == []  # no browser profile was made: the browser never started
+    # No browser profile was made: the browser never started. Only the one-kiosk lock is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["home-energy-kiosk-none.lock"]

@@ -58,7 +58,7 @@ class Commands:
 def _supervisor(port, browser, stop, profiles, *, now=DAY, health_timeout_s=10.0, **kwargs):
     settings = KioskSettings(url=f"http://127.0.0.1:{port}/", browser="chromium", health_timeout_s=health_timeout_s,
                              night_start=time_of_day(22, 0), night_end=time_of_day(6, 0),
-                             timezone="Australia/Brisbane", session=WAYLAND, profile_parent=str(profiles))
+                             timezone="Australia/Brisbane", session=WAYLAND, runtime_dir=str(profiles))
     commands = Commands()
     screen = ScreenControl(WAYLAND, which=lambda name: f"/usr/bin/{name}", run=commands)
     supervisor = Supervisor(settings, Backend("chromium", "/usr/bin/chromium", True), screen, stop,

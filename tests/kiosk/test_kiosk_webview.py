@@ -93,34 +93,45 @@ FAKE_MODULE = textwrap.dedent('''
         with open(RECORD, encoding="utf-8") as handle:
             launches = sum(1 for line in handle if '"create_window"' in line)
         _append({"call": "start", "pid": os.getpid(), "kwargs": kwargs})
-        if launches > 1:
+        if launches > 1 or os.environ.get("FAKE_WEBVIEW_CLOSE_FIRST") != "1":
             time.sleep(120)
 ''')
 
 
-def test_launcher_supervises_the_webview_window_like_a_browser(tmp_path: Path, health_server):
+def _launcher(tmp_path: Path, port: int, close_first: bool) -> tuple[subprocess.Popen, Path]:
     fake_dir = tmp_path / "fake"
-    fake_dir.mkdir()
+    fake_dir.mkdir(exist_ok=True)
     (fake_dir / "webview.py").write_text(FAKE_MODULE, encoding="utf-8")
     record = tmp_path / "record.jsonl"
     record.touch()
-    port = free_port()
-    health_server(port, [200])
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY") and not k.startswith("KIOSK_")}
     env.update(PYTHONPATH=os.pathsep.join([str(fake_dir), *filter(None, [os.environ.get("PYTHONPATH")])]),
-               FAKE_WEBVIEW_RECORD=str(record), XDG_RUNTIME_DIR=str(tmp_path))
+               FAKE_WEBVIEW_RECORD=str(record), FAKE_WEBVIEW_CLOSE_FIRST="1" if close_first else "0",
+               XDG_RUNTIME_DIR=str(tmp_path))
     launcher = subprocess.Popen([sys.executable, "-m", "kiosk.launcher", "--browser", "webview",
                                  "--url", f"http://127.0.0.1:{port}", "--health-timeout", "10"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
+    return launcher, record
+
+
+def _entries(record: Path, call: str) -> list[dict]:
+    return [e for e in map(json.loads, record.read_text(encoding="utf-8").splitlines()) if e["call"] == call]
+
+
+def _wait_for_windows(record: Path, count: int, timeout_s: float = 20) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and len(_entries(record, "start")) < count:
+        time.sleep(0.1)
+    return _entries(record, "create_window")
+
+
+def test_launcher_supervises_the_webview_window_like_a_browser(tmp_path: Path, health_server):
+    port = free_port()
+    health_server(port, [200])
+    launcher, record = _launcher(tmp_path, port, close_first=True)
     try:
-        deadline = time.monotonic() + 20
-        entries: list[dict] = []
-        while time.monotonic() < deadline:
-            entries = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
-            if sum(e["call"] == "start" for e in entries) >= 2:
-                break
-            time.sleep(0.1)
+        windows = _wait_for_windows(record, 2)
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(15) == 0
         stderr = launcher.stderr.read()
@@ -128,16 +139,40 @@ def test_launcher_supervises_the_webview_window_like_a_browser(tmp_path: Path, h
         end_group(launcher)
         launcher.stderr.close()
 
-    windows = [e for e in entries if e["call"] == "create_window"]
     assert len(windows) == 2, stderr  # the closed window was opened again
     assert windows[0]["pid"] != windows[1]["pid"]
     for window in windows:
         assert window["kwargs"]["url"] == f"http://127.0.0.1:{port}/?kiosk=1"
         assert window["kwargs"]["fullscreen"] is True
         assert window["kwargs"]["frameless"] is True
-    starts = [e for e in entries if e["call"] == "start"]
-    assert all(e["kwargs"]["private_mode"] is True for e in starts)
+    assert all(e["kwargs"]["private_mode"] is True for e in _entries(record, "start"))
     with pytest.raises(ProcessLookupError):  # the window still open at SIGTERM was closed with the launcher
         os.kill(windows[1]["pid"], 0)
     assert "browser: webview" in stderr
     assert "Traceback" not in stderr
+
+
+def test_a_second_launcher_on_the_same_display_waits_then_takes_over(tmp_path: Path, health_server):
+    port = free_port()
+    health_server(port, [200])
+    first, record = _launcher(tmp_path, port, close_first=False)
+    second = None
+    try:
+        assert len(_wait_for_windows(record, 1)) == 1
+        second, _ = _launcher(tmp_path, port, close_first=False)
+        time.sleep(3)
+        assert second.poll() is None
+        assert len(_entries(record, "create_window")) == 1  # one display, one window
+
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(15) == 0
+        windows = _wait_for_windows(record, 2)
+        assert len(windows) == 2
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(15) == 0
+        assert "waiting to take over" in second.stderr.read()
+    finally:
+        for launcher in (first, second):
+            if launcher is not None:
+                end_group(launcher)
+                launcher.stderr.close()
