@@ -16,7 +16,6 @@ from typing import Any, Callable, Sequence
 from .errors import EX_UNAVAILABLE
 
 WINDOW_TITLE = "home-energy"
-BACKGROUND_COLOR = "#000000"  # black while the page loads, not a white flash in a dark kitchen
 
 
 def pick_gui(find_spec: Callable[[str], Any] = importlib.util.find_spec) -> str | None:
@@ -31,14 +30,17 @@ def pick_gui(find_spec: Callable[[str], Any] = importlib.util.find_spec) -> str 
 
 
 def window_arguments(url: str) -> dict[str, Any]:
-    """What create_window gets: full screen and frameless, so no title bar or border shows."""
+    """What create_window gets: full screen and frameless, so no title bar or border shows.
+
+    The background colour stays pywebview's default (white, as in Chromium): with GTK it is also
+    the page's base colour, so a darker one would hide dark text on a page without a background.
+    """
     return {
         "title": WINDOW_TITLE,
         "url": url,
         "fullscreen": True,
         "frameless": True,
         "resizable": False,
-        "background_color": BACKGROUND_COLOR,
     }
 
 

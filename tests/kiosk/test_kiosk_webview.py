@@ -45,7 +45,7 @@ def test_the_window_is_fullscreen_frameless_and_opens_the_kiosk_page():
     open_window(URL, webview=fake, find_spec=_spec("gi"))
     assert fake.calls == [
         ("create_window", {"title": "home-energy", "url": URL, "fullscreen": True, "frameless": True,
-                           "resizable": False, "background_color": "#000000"}),
+                           "resizable": False}),
         ("start", {"gui": "gtk", "private_mode": True}),
     ]
 
