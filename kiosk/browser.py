@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from .crashwatch import PIPE_FLAG
 from .errors import BrowserMissingError
 from .settings import KioskSettings, Session
 
@@ -33,6 +34,7 @@ CHROMIUM_KIOSK_FLAGS = (
     "--disable-background-networking",  # offline-first: no fetches the page did not ask for
     "--disable-component-update",  # no component downloads into each fresh profile
     "--disable-features=Translate",  # no "translate this page?" bubble
+    PIPE_FLAG,  # DevTools on a private pipe, so the launcher notices an "Aw, Snap!" page
 )
 WAYLAND_FLAGS = ("--ozone-platform=wayland",)
 

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .browser import Backend, build_command
+from .crashwatch import CrashWatch
 from .errors import CrashLoopError
 from .health import Probe, wait_for_health
 from .screen import ScreenControl, is_night, local_time
@@ -97,8 +98,8 @@ class Supervisor:
             if wait_for_health(health_url, self.settings.health_timeout_s, stop=self.stop,
                                on_probe=self._on_probe) is None:
                 break
-            code = self._run_browser_once()
-            if code is None:
+            outcome = self._run_browser_once()
+            if outcome is None:
                 break
             now = self._monotonic()
             exits.append(now)
@@ -106,37 +107,45 @@ class Supervisor:
                 exits.popleft()
             if len(exits) > self._max_restarts:
                 raise CrashLoopError(
-                    f"the {self.backend.name} browser exited {len(exits)} times in "
-                    f"{self._restart_window_s:g} s (last exit code {code}); not relaunching")
-            log.warning("the %s browser exited (code %s); relaunching once the dashboard is healthy",
-                        self.backend.name, code)
+                    f"the {self.backend.name} browser stopped {len(exits)} times in "
+                    f"{self._restart_window_s:g} s (last: {outcome}); not relaunching")
+            log.warning("the %s browser stopped (%s); relaunching once the dashboard is healthy",
+                        self.backend.name, outcome)
             self.stop.wait(self._relaunch_pause_s)
         return 0
 
-    def _run_browser_once(self) -> int | None:
-        """Start the browser and watch it; its exit code, or None when a stop was requested."""
+    def _run_browser_once(self) -> str | None:
+        """Start the browser and watch it; why it stopped, or None when a stop was requested."""
         profile = None
         if self.backend.uses_profile_dir:
             profile = tempfile.mkdtemp(prefix=PROFILE_PREFIX, dir=self.settings.runtime_dir)
+        watch = CrashWatch() if self.backend.name == "chromium" else None
         try:
             command = build_command(self.backend, self.settings, profile)
+            argv, pass_fds = watch.wrap(command) if watch else (command, ())
             try:
-                process = self._spawn(command, stdin=subprocess.DEVNULL, start_new_session=True)
+                process = self._spawn(argv, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds)
             except OSError as exc:
                 log.error("cannot start %s: %s", command[0], exc.strerror or exc)
-                return 127
+                return "could not start"
+            if watch:
+                watch.start()
             self.launches += 1
             log.info("started %s (pid %d) on %s", self.backend.name, process.pid, command[-1])
             try:
                 while not self.stop.wait(WATCH_INTERVAL_S):
                     code = process.poll()
                     if code is not None:
-                        return code
+                        return f"exit code {code}"
+                    if watch and watch.page_crashed.is_set():
+                        return "the page crashed"
                     self.check_night()
                 return None
             finally:
                 _end_process_group(process)
         finally:
+            if watch:
+                watch.close()
             if profile:
                 shutil.rmtree(profile, ignore_errors=True)
 

@@ -25,10 +25,25 @@ DAY = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)  # 12:00 in Brisbane
 NIGHT = datetime(2026, 1, 15, 12, 30, tzinfo=timezone.utc)  # 22:30 in Brisbane
 EXIT_AT_ONCE = "raise SystemExit(3)"
 RUN_LONG = "import time; time.sleep(60)"
+# Answers like Chromium whose page renderer was killed: reads the launcher's first command from
+# fd 3, then reports a page target and its crash on fd 4, and stays running (as Chromium does).
+PAGE_CRASHES = """
+import json, os, time
+command = os.read(3, 4096)
+assert json.loads(command.rstrip(b"\\0"))["method"] == "Target.setDiscoverTargets"
+for message in ({"method": "Target.targetCreated", "params": {"targetInfo": {"targetId": "T1", "type": "page"}}},
+                {"method": "Target.targetCrashed", "params": {"targetId": "T1", "status": "killed", "errorCode": 9}}):
+    os.write(4, json.dumps(message).encode() + b"\\0")
+time.sleep(60)
+"""
 
 
 class StandInBrowser:
-    """Records the command the supervisor built, and runs a short Python program instead."""
+    """Records the command the supervisor built, and runs a short Python program instead.
+
+    Chromium is started through `python -m kiosk.fdexec R W chromium ...` so that its DevTools
+    pipe lands on fds 3 and 4; the stand-in keeps that wrapper, so the program gets the same fds.
+    """
 
     def __init__(self, *programs: str) -> None:
         self.programs = list(programs)
@@ -38,7 +53,8 @@ class StandInBrowser:
     def __call__(self, command, **kwargs):
         self.commands.append(list(command))
         program = self.programs.pop(0) if len(self.programs) > 1 else self.programs[0]
-        process = subprocess.Popen([sys.executable, "-c", program], **kwargs)
+        wrapper = list(command[:5]) if command[1:3] == ["-m", "kiosk.fdexec"] else []
+        process = subprocess.Popen([*wrapper, sys.executable, "-c", program], **kwargs)
         self.processes.append(process)
         return process
 
@@ -89,7 +105,7 @@ def test_a_browser_that_keeps_dying_stops_the_launcher_with_exit_70(health_serve
         supervisor.run()
 
     assert len(browser.commands) == 3
-    assert str(caught.value) == "the chromium browser exited 3 times in 300 s (last exit code 3); not relaunching"
+    assert str(caught.value) == "the chromium browser stopped 3 times in 300 s (last: exit code 3); not relaunching"
     assert caught.value.exit_code == EX_SOFTWARE
     profiles = browser.profiles()
     assert len(set(profiles)) == 3  # a fresh profile every launch: no "restore pages?" bubble
@@ -154,3 +170,21 @@ def test_no_browser_starts_while_the_dashboard_is_unhealthy(health_server, tmp_p
     with pytest.raises(HealthTimeoutError, match="last: HTTP 503"):
         supervisor.run()
     assert browser.commands == []
+
+
+def test_a_crashed_page_restarts_the_browser_through_the_devtools_pipe(health_server, tmp_path, caplog):
+    port = free_port()
+    health_server(port, [200])
+    browser = StandInBrowser(PAGE_CRASHES, RUN_LONG)
+    stop = threading.Event()
+    supervisor, _ = _supervisor(port, browser, stop, tmp_path)
+    watcher = _stop_when(lambda: len(browser.processes) == 2, stop)
+
+    assert supervisor.run() == 0
+    watcher.join()
+    assert len(browser.commands) == 2
+    assert "--remote-debugging-pipe" in browser.commands[0]
+    assert browser.processes[0].returncode is not None  # the "Aw, Snap!" browser was ended
+    messages = [r.getMessage() for r in caplog.records]
+    assert "the dashboard page crashed (killed, code 9)" in messages
+    assert any("stopped (the page crashed)" in m for m in messages)

@@ -96,6 +96,20 @@ def _browser_pids(marker: str) -> list[int]:
     return pids
 
 
+def _page_renderers(profile_parent: str) -> list[int]:
+    """Renderer processes of our profiles, not the browser's own UI (Chromium rewrites these
+    command lines into one space-separated string, so match on text)."""
+    found = []
+    for pid in pids_mentioning(profile_parent):
+        try:
+            text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"--type=renderer" in text and b"--top-chrome-webui" not in text:
+            found.append(pid)
+    return found
+
+
 def _full_screen_window(display: str) -> list:
     return [w for w in viewable_windows(display, "Chromium")
             if (w.width, w.height, w.x, w.y) == (SCREEN_W, SCREEN_H, 0, 0) and "home-energy" in w.title]
@@ -178,6 +192,18 @@ def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser
                       launcher_log)
             assert launcher.poll() is None
 
+            # Kill the page's renderer, as the OOM killer would: Chromium lives on showing "Aw, Snap!",
+            # and the launcher must see it through the DevTools pipe and restart the browser.
+            second_pids = _browser_pids(marker)
+            renderers = _page_renderers(str(runtime))
+            assert renderers
+            kill_pids(renderers)
+            _wait_for("a browser restarted after the page crashed",
+                      lambda: [p for p in _browser_pids(marker) if p not in first_pids + second_pids], 20, launcher_log)
+            _wait_for("the dashboard back after the crash", lambda: _devtools_page(devtools_port, page_url), 20,
+                      launcher_log)
+            _wait_for("the window back after the crash", lambda: _full_screen_window(display), 20, launcher_log)
+
             # SIGTERM: the browser goes, the launcher exits 0, the fresh profiles are removed.
             launcher.send_signal(signal.SIGTERM)
             assert launcher.wait(15) == 0
@@ -188,7 +214,8 @@ def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser
             assert [p for p in runtime.glob("home-energy-kiosk-*") if p.is_dir()] == []
             log_text = launcher_log.read_text(errors="replace")
             assert "Traceback" not in log_text
-            assert log_text.count("started chromium") == 2
+            assert log_text.count("started chromium") == 3
+            assert "the dashboard page crashed" in log_text
         finally:
             end_group(launcher)
             kill_pids(pids_with_argument(marker) + pids_mentioning(str(tmp_path)))
