@@ -62,7 +62,7 @@ def xvfb(tmp_path: Path) -> Iterator[str]:
         wm = subprocess.Popen(["matchbox-window-manager", "-use_titlebar", "no"], env=x_env(display),
                               stdout=log, stderr=log, start_new_session=True)
         _wait_for("the window manager", lambda: "matchbox" in subprocess.run(
-            ["xwininfo", "-root", "-tree"], env=x_env(display), capture_output=True, text=True, check=False).stdout, 10)
+            ["xwininfo", "-root", "-tree"], env=x_env(display), capture_output=True, text=True, check=False).stdout, 20)
         yield display
     finally:
         if write_fd >= 0:
