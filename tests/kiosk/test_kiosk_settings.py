@@ -96,3 +96,8 @@ def test_urls_get_exactly_one_trailing_slash(raw, expected):
 ])
 def test_the_session_is_read_from_the_display_variables(environ, expected):
     assert detect_session(environ) == expected
+
+
+def test_profiles_and_the_lock_go_to_the_sessions_runtime_directory():
+    assert load_settings([], {"XDG_RUNTIME_DIR": "/run/user/1000"}).runtime_dir == "/run/user/1000"
+    assert load_settings([], {"XDG_RUNTIME_DIR": ""}).runtime_dir is None
