@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.xvfb, pytest.mark.browser]
 SCREEN_W, SCREEN_H = 800, 480  # the official Raspberry Pi 7" display
 SERVER_DELAY_S = 5.0
 APPEAR_TIMEOUT_S = 25.0
+MIN_MATCHING_PIXELS = 0.97  # share of screen pixels equal (±16 per channel) to the page's screenshot
 T = TypeVar("T")
 
 
@@ -57,12 +58,14 @@ def xvfb(tmp_path: Path) -> Iterator[str]:
         os.close(write_fd)
         write_fd = -1
         ready, _, _ = select.select([read_fd], [], [], 15)
-        assert ready, "Xvfb did not report a display number within 15 s"
+        assert ready, "Xvfb did not report a display number within 15 s: " + (tmp_path / "xvfb.log").read_text(
+            errors="replace")
         display = ":" + os.read(read_fd, 32).decode().strip()
         wm = subprocess.Popen(["matchbox-window-manager", "-use_titlebar", "no"], env=x_env(display),
                               stdout=log, stderr=log, start_new_session=True)
         _wait_for("the window manager", lambda: "matchbox" in subprocess.run(
-            ["xwininfo", "-root", "-tree"], env=x_env(display), capture_output=True, text=True, check=False).stdout, 20)
+            ["xwininfo", "-root", "-tree"], env=x_env(display), capture_output=True, text=True, check=False).stdout, 20,
+                  tmp_path / "xvfb.log")
         yield display
     finally:
         if write_fd >= 0:
@@ -115,15 +118,27 @@ def _full_screen_window(display: str) -> list:
             if (w.width, w.height, w.x, w.y) == (SCREEN_W, SCREEN_H, 0, 0) and "home-energy" in w.title]
 
 
-def _page_state_and_screenshot(devtools_port: int, url: str) -> tuple[dict, bytes]:
+def _page_state_and_best_match(devtools_port: int, url: str, display: str, tries: int = 5) -> tuple[dict, float]:
+    """The page's title, query and viewport, and how much of the X screen matches the page's own
+    screenshot: the best of a few tries, so a page still settling (fonts, a first fetch) or a
+    ticking clock between the two captures does not decide the result."""
     from playwright.sync_api import sync_playwright
 
+    best = 0.0
     with sync_playwright() as playwright:
         browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{devtools_port}")
         page = next(p for c in browser.contexts for p in c.pages if p.url == url)
         state = page.evaluate("""() => ({title: document.title, search: location.search,
                                          width: window.innerWidth, height: window.innerHeight})""")
-        return state, page.screenshot()
+        for _ in range(tries):
+            page_pixels = decode_png(page.screenshot())
+            screen_pixels = capture_root(display)
+            assert page_pixels[:2] == (SCREEN_W, SCREEN_H)
+            best = max(best, matching_fraction(screen_pixels, page_pixels))
+            if best >= MIN_MATCHING_PIXELS:
+                break
+            time.sleep(1)
+    return state, best
 
 
 def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser_back(xvfb, tmp_path):
@@ -173,14 +188,10 @@ def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser
             first_pids = _browser_pids(marker)
             assert len(first_pids) == 1
 
-            state, screenshot = _page_state_and_screenshot(devtools_port, page_url)
+            state, fraction = _page_state_and_best_match(devtools_port, page_url, display)
             assert state == {"title": "home-energy", "search": "?kiosk=1", "width": SCREEN_W, "height": SCREEN_H}
-            page_pixels = decode_png(screenshot)
-            screen_pixels = capture_root(display)
-            assert page_pixels[:2] == (SCREEN_W, SCREEN_H)
             # What the X screen shows is what the page renders: the dashboard, edge to edge.
-            fraction = matching_fraction(screen_pixels, page_pixels)
-            assert fraction >= 0.97, f"only {fraction:.1%} of the screen matches the page"
+            assert fraction >= MIN_MATCHING_PIXELS, f"only {fraction:.1%} of the screen matches the page"
 
             # Kill the browser the hard way: the launcher must notice and bring it back.
             kill_pids(first_pids)
