@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from datetime import time
+from pathlib import Path
 
 import pytest
 
 from home_energy.errors import ConfigError
-from kiosk.settings import DEFAULT_HEALTH_TIMEOUT_S, Session, detect_session, load_settings, normalise_url
+from kiosk.browser import CHROMIUM_KIOSK_FLAGS
+from kiosk.settings import (
+    DEFAULT_HEALTH_TIMEOUT_S, Session, build_parser, detect_session, load_settings, normalise_url,
+)
 
 
 def test_defaults_match_the_dashboard_defaults():
@@ -101,3 +105,12 @@ def test_the_session_is_read_from_the_display_variables(environ, expected):
 def test_profiles_and_the_lock_go_to_the_sessions_runtime_directory():
     assert load_settings([], {"XDG_RUNTIME_DIR": "/run/user/1000"}).runtime_dir == "/run/user/1000"
     assert load_settings([], {"XDG_RUNTIME_DIR": ""}).runtime_dir is None
+
+
+def test_every_flag_and_variable_is_documented():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "kiosk.md").read_text(encoding="utf-8")
+    flags = [o for a in build_parser()._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    assert len(flags) == 5
+    for name in [*flags, "KIOSK_URL", "KIOSK_BROWSER", "KIOSK_HEALTH_TIMEOUT", "KIOSK_CHROMIUM_FLAGS",
+                 "NIGHT_START", "NIGHT_END", "TIMEZONE", *CHROMIUM_KIOSK_FLAGS]:
+        assert f"`{name}" in docs, name
