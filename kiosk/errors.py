@@ -10,9 +10,10 @@ from home_energy.errors import EX_CONFIG, EX_TEMPFAIL, HomeEnergyError
 
 EX_UNAVAILABLE = 69  # no usable browser is installed
 EX_SOFTWARE = 70  # the browser keeps dying faster than the restart budget allows
+EX_OSERR = 71  # the system refused something the kiosk needs (a pipe, a profile directory, a lock file)
 
 __all__ = [
-    "EX_CONFIG", "EX_SOFTWARE", "EX_TEMPFAIL", "EX_UNAVAILABLE",
+    "EX_CONFIG", "EX_OSERR", "EX_SOFTWARE", "EX_TEMPFAIL", "EX_UNAVAILABLE",
     "BrowserMissingError", "CrashLoopError", "HealthTimeoutError", "KioskError",
 ]
 

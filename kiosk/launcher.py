@@ -16,7 +16,7 @@ from typing import Sequence
 from home_energy.errors import HomeEnergyError
 
 from .browser import choose_backend
-from .errors import EX_CONFIG
+from .errors import EX_CONFIG, EX_OSERR
 from .instance import InstanceLock, lock_path
 from .screen import ScreenControl
 from .settings import KioskSettings, load_settings
@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HomeEnergyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # e.g. XDG_RUNTIME_DIR missing or full: say what, where, and stop
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EX_OSERR
     except KeyboardInterrupt:
         return 130
 

@@ -9,13 +9,13 @@ import time
 
 from kiosk_helpers import end_group, free_port
 
-from kiosk.errors import EX_CONFIG
+from kiosk.errors import EX_CONFIG, EX_OSERR
 
 
 def _env(tmp_path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "HOME_ENERGY_ENV_FILE") and not k.startswith("KIOSK_")}
-    env.update(XDG_RUNTIME_DIR=str(tmp_path), **extra)
+    env.update({"XDG_RUNTIME_DIR": str(tmp_path), **extra})
     return env
 
 
@@ -54,3 +54,14 @@ def test_no_sandbox_is_warned_about_whenever_it_is_passed(tmp_path):
          "--health-timeout", "1", "--chromium-flag=--no-sandbox"],
         env=_env(tmp_path), capture_output=True, text=True, timeout=30, check=False)
     assert "WARNING kiosk: Chromium runs with --no-sandbox: for tests as root only, never on a Pi" in result.stderr
+
+
+def test_a_missing_runtime_directory_is_one_line_and_exit_71(tmp_path):
+    missing = tmp_path / "no-such-dir"
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.launcher", "--url", f"http://127.0.0.1:{free_port()}/", "--browser", "chromium",
+         "--health-timeout", "1"],
+        env=_env(tmp_path, XDG_RUNTIME_DIR=str(missing)), capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == EX_OSERR
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == f"error: No such file or directory ({missing}/home-energy-kiosk-none.lock)"
