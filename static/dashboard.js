@@ -370,7 +370,7 @@
       const price = `${formatCents(interval.per_kwh)} c/kWh`;
       let text;
       if (when === null) {
-        text = level === 2 ? `PRICE SPIKE NOW · ${price} · hold off heavy appliances`
+        text = level === 2 ? `PRICE SPIKE NOW · ${price} · avoid heavy use`
           : `Possible price spike now · ${price}`;
       } else {
         const at = `${formatTime(when)} (in ${formatDuration(when - now)})`;
