@@ -251,9 +251,9 @@
       if (state.unreachableSince === null) state.unreachableSince = Date.now();
       state.serverError = err instanceof ServerError ? err.message : null;
     }
+    schedule(ok);
     state.chartMinute = null;
     render(Date.now());
-    schedule(ok);
   }
 
   function schedule(ok) {
@@ -503,9 +503,9 @@
     const hi = values.length ? Math.max(...values) : 0;
     const lo = values.length ? Math.min(...values) : 0;
     const typicalHigh = Math.max(20, timeQuantile(intervals, 0.9) * 1.5);
-    const typicalLow = Math.min(0, timeQuantile(intervals, 0.05) * 1.5);
     const top = Math.max(10, Math.min(hi, typicalHigh));
-    const bottom = Math.min(0, Math.max(lo, typicalLow, -top));
+    // Any negative price gets room below the axis (at least a tenth of the height), capped at -top.
+    const bottom = lo >= 0 ? 0 : Math.max(-top, Math.min(lo, -0.1 * top));
     return { top, bottom, clippedHigh: hi > top, clippedLow: lo < bottom };
   }
 

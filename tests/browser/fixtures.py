@@ -117,7 +117,7 @@ def scenario(
     current_channels = {"general": current}
     if feed_in:
         feed = [
-            dict(iv, per_kwh=round(-(iv["per_kwh"] - 14), 4), descriptor="neutral", spike_status="none")
+            dict(iv, per_kwh=round(-(iv["per_kwh"] * 0.5 + 3), 4), descriptor="neutral", spike_status="none")
             for iv in general
         ]
         channels["feedIn"] = feed
