@@ -455,22 +455,28 @@
     const cachedAt = health && health.prices_cached_at ? Date.parse(health.prices_cached_at) : null;
     setText(el.freshness, cachedAt === null ? "" : `Updated ${formatTime(cachedAt)} · ${formatAgo(now - cachedAt)}`);
 
+    // The notice takes the place of "Updated …" in the footer, so it never costs the chart a row.
     let notice = "";
-    const cached = cachedAt === null ? "" : `showing prices cached at ${formatTime(cachedAt)}`;
+    let detail = "";
+    const cached = cachedAt === null ? "" : `prices cached ${formatTime(cachedAt)}`;
     if (state.unreachableSince !== null) {
       const since = formatTime(state.unreachableSince);
-      const what = state.serverError ? `Server error since ${since}: ${state.serverError}`
-        : `Offline: can't reach the dashboard server since ${since}`;
-      const retry = state.nextRetryAt && state.nextRetryAt > now
-        ? `retrying in ${Math.ceil((state.nextRetryAt - now) / 1000)} s` : "retrying";
-      notice = [what, cached, retry].filter(Boolean).join(" · ");
+      notice = state.serverError ? `Server error since ${since}` : `Server offline since ${since}`;
+      if (cached) notice += ` · ${cached}`;
+      detail = state.serverError || "the dashboard server does not answer";
+      if (state.nextRetryAt && state.nextRetryAt > now) {
+        detail += `; retrying in ${Math.ceil((state.nextRetryAt - now) / 1000)} s`;
+      }
     } else if (health && health.status === "unknown") {
       notice = "No prices yet: waiting for the first sync";
     } else if (health && (health.status === "stale" || health.source === "cache")) {
-      notice = cached ? `Offline: ${cached}` : "Offline: no prices cached";
+      notice = cached ? `Offline: showing ${cached.replace("cached", "cached at")}` : "Offline: no prices cached";
+      detail = health.last_sync && health.last_sync.error ? health.last_sync.error : "";
     }
     show(el.notice, notice !== "");
+    show(el.freshness, notice === "");
     setText(el.noticeText, notice);
+    if (el.notice.title !== detail) el.notice.title = detail;
   }
 
   // --- Chart -----------------------------------------------------------------------------
@@ -545,10 +551,13 @@
 
     // Horizontal grid and cents labels.
     const step = niceStep(range.top - range.bottom, Math.max(2, Math.floor(plotH / (fontPx * 2.6))));
+    let lastLabelY = Infinity;
     for (let v = Math.ceil(range.bottom / step) * step; v <= range.top + 1e-9; v += step) {
-      const yy = y(v).toFixed(1);
-      parts.push(`<line class="grid${Math.abs(v) < 1e-9 ? " zero" : ""}" x1="${left}" x2="${width - right}" y1="${yy}" y2="${yy}"/>`);
-      parts.push(`<text class="axis-label" x="${left - 6}" y="${yy}" dy="0.35em" text-anchor="end">${formatAxis(v, step)}c</text>`);
+      const yy = y(v);
+      parts.push(`<line class="grid${Math.abs(v) < 1e-9 ? " zero" : ""}" x1="${left}" x2="${width - right}" y1="${yy.toFixed(1)}" y2="${yy.toFixed(1)}"/>`);
+      if (lastLabelY - yy < fontPx * 1.4) continue; // a short chart: keep labels apart
+      lastLabelY = yy;
+      parts.push(`<text class="axis-label" x="${left - 6}" y="${yy.toFixed(1)}" dy="0.35em" text-anchor="end">${formatAxis(v, step)}c</text>`);
     }
 
     // Cheapest window, as a band under the bars.

@@ -8,7 +8,7 @@ import pytest
 
 from .checks import CONTRAST_JS
 from .fixtures import NOW
-from .test_states import open_at, refresh, sydney
+from .driving import open_at, refresh, sydney
 
 pytestmark = pytest.mark.browser
 

@@ -33,8 +33,8 @@ def test_server_stops_then_returns_with_a_new_version(browser, tmp_path):
         page.evaluate("() => window.homeEnergy.refresh()")
         assert {sel: page.locator(sel).inner_text() for sel in NUMBERS} == before
         notice = page.locator("#notice-text").inner_text()
-        assert notice.startswith("Offline: can't reach the dashboard server since ")
-        assert "showing prices cached at " in notice
+        assert notice.startswith("Server offline since ")
+        assert " · prices cached " in notice
         assert watch.navigations == 1
 
         server = Server(cache, port=server.port, version="after-update-2").start()

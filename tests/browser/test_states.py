@@ -2,39 +2,15 @@
 estimate, stale and offline, demo, night, budget, feed-in, countdowns, reloads and settings."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from .checks import MINUS, cents_text
-from .fixtures import NOW, SYDNEY, UTC, iso
+from .driving import READY_JS, open_at, refresh, sydney, text
+from .fixtures import NOW, iso
 
 pytestmark = pytest.mark.browser
-
-READY_JS = "() => window.homeEnergy && window.homeEnergy.state.data !== null"
-
-
-def open_at(page, api, when: datetime, path: str = "/", **options) -> None:
-    """Load the page with the clock just before `when`, then pause at `when` and refresh."""
-    api.use(when, **options)
-    page.clock.install(time=when - timedelta(seconds=5))
-    page.goto(page.base_url + path)
-    page.wait_for_function(READY_JS)
-    page.clock.pause_at(when)
-    refresh(page)
-
-
-def refresh(page) -> None:
-    page.evaluate("() => window.homeEnergy.refresh()")
-
-
-def text(page, selector: str) -> str:
-    return page.locator(selector).inner_text().strip()
-
-
-def sydney(year, month, day, hour, minute, second=0) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=SYDNEY).astimezone(UTC)
-
 
 def test_spike_now_shows_an_unmissable_banner_in_words(fake_page):
     page, api, watch = fake_page
@@ -102,7 +78,7 @@ def test_stale_prices_show_when_they_were_cached(fake_page):
     open_at(page, api, NOW, status="stale", source="cache", cached_ago=timedelta(minutes=32, seconds=30))
     assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "Offline: showing prices cached at 12:40"
-    assert text(page, "#freshness") == "Updated 12:40 · 32 min ago"
+    assert page.locator("#notice").get_attribute("title") == "Amber did not answer"
 
 
 def test_cache_source_alone_shows_the_offline_notice(fake_page):
@@ -115,6 +91,7 @@ def test_fresh_live_prices_show_no_notice(fake_page):
     page, api, _ = fake_page
     open_at(page, api, NOW)
     assert page.locator("#notice").is_hidden()
+    assert page.locator("#freshness").is_visible()
     assert text(page, "#freshness") == "Updated 13:10 · 2 min ago"
 
 
@@ -175,21 +152,11 @@ def test_feed_in_shows_what_the_household_earns(fake_page):
 
 def test_feed_in_that_costs_the_household_says_so(fake_page):
     page, api, _ = fake_page
-    api.use(NOW)
-    bodies = api.use(NOW)
-    bodies["/api/current"]["channels"]["feedIn"]["per_kwh"] = 2.46
-    open_at_bodies(page, api, NOW, bodies)
+    open_at(page, api, NOW)
+    api.bodies["/api/current"]["channels"]["feedIn"]["per_kwh"] = 2.46  # positive: exporting costs
+    refresh(page)
     assert text(page, "#feedin-value") == "2.5"
     assert text(page, "#feedin-label") == "you pay to export"
-
-
-def open_at_bodies(page, api, when, bodies) -> None:
-    page.clock.install(time=when - timedelta(seconds=5))
-    api.bodies = bodies
-    page.goto(page.base_url + "/")
-    page.wait_for_function(READY_JS)
-    page.clock.pause_at(when)
-    refresh(page)
 
 
 def test_no_feed_in_channel_hides_feed_in(fake_page):
@@ -230,8 +197,10 @@ def test_unreachable_server_keeps_the_numbers_and_backs_off(fake_page):
     refresh(page)
     after = {sel: text(page, sel) for sel in before}
     assert after == before
-    assert text(page, "#notice-text").startswith(
-        "Offline: can't reach the dashboard server since 13:12 · showing prices cached at 13:10 · retrying in ")
+    assert text(page, "#notice-text") == "Server offline since 13:12 · prices cached 13:10"
+    assert page.locator("#freshness").is_hidden()
+    assert page.locator("#notice").get_attribute("title").startswith(
+        "the dashboard server does not answer; retrying in ")
     delays = []
     for _ in range(8):
         delays.append(page.evaluate("() => window.homeEnergy.state.nextRetryAt - Date.now()"))
@@ -329,3 +298,33 @@ def test_burn_in_shift_moves_the_frame_a_few_pixels_every_few_minutes(fake_page)
     assert len(offsets) >= 4
     assert all(abs(dx) <= 4 and abs(dy) <= 4 for dx, dy in offsets)
     assert start["x"] >= 8
+
+
+CHIME_SPY_JS = """() => {
+    window.__oscillators = 0;
+    class FakeAudioContext {
+        constructor() { this.state = "running"; this.currentTime = 0; this.destination = {}; }
+        resume() {}
+        createOscillator() {
+            window.__oscillators += 1;
+            return { frequency: {}, connect: (n) => n, start() {}, stop() {} };
+        }
+        createGain() {
+            return { gain: { setValueAtTime() {}, exponentialRampToValueAtTime() {} }, connect: (n) => n };
+        }
+    }
+    window.AudioContext = FakeAudioContext;
+}"""
+
+
+@pytest.mark.parametrize(("path", "chimes"), [("/", 0), ("/?chime=1", 1)], ids=["off-by-default", "on"])
+def test_chime_sounds_once_when_a_spike_warning_appears_only_if_enabled(fake_page, path, chimes):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, path=path)
+    page.evaluate(CHIME_SPY_JS)
+    api.use(NOW, price_now=900.0, spike_now="spike")
+    for _ in range(3):
+        refresh(page)
+    assert page.locator("#spike-banner").is_visible()
+    oscillators = page.evaluate("() => window.__oscillators")
+    assert oscillators == 2 * chimes  # one chime is two tones
