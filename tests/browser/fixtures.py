@@ -156,12 +156,33 @@ def scenario(
     }
 
 
+def empty_cache(version: str) -> dict[str, object]:
+    """What a fresh install answers before its first sync."""
+    return {
+        "/api/health": {
+            "status": "unknown", "source": "cache", "mode": "amber", "cache_age_seconds": None,
+            "price_age_seconds": None, "usage_age_seconds": None, "last_sync": None, "prices_cached_at": None,
+            "version": version,
+        },
+        "/api/current": {"channels": {}},
+        "/api/prices": {"channels": {}},
+        "/api/summary": {
+            "yesterday": {"date": "2026-01-14", "cost_dollars": None},
+            "month_to_date": {"from": "2026-01-01", "to": "2026-01-14", "cost_dollars": None, "days": 0},
+            "usage_through": None, "monthly_budget_dollars": None,
+            "renewables": {"now_percent": None, "today_avg_percent": None},
+            "cheapest": {"1h": None, "2h": None, "3h": None},
+        },
+    }
+
+
 class FakeApi:
     """Answers the page's /api/* requests from a scenario; `down` makes every request fail."""
 
     def __init__(self, version: str):
         self.version = version
         self.down = False
+        self.failing: dict[str, tuple[int, dict]] = {}  # path -> (status, body)
         self.requests = 0
         self.bodies = scenario(version=version)
 
@@ -176,6 +197,10 @@ class FakeApi:
             route.abort("connectionrefused")
             return
         path = urlparse(route.request.url).path
+        if path in self.failing:
+            status, error = self.failing[path]
+            route.fulfill(status=status, json=error)
+            return
         body = self.bodies.get(path)
         if body is None:
             route.fulfill(status=404, json={"error": f"no such endpoint: {path}"})

@@ -8,7 +8,7 @@ import pytest
 
 from .checks import MINUS, cents_text
 from .driving import READY_JS, open_at, refresh, sydney, text
-from .fixtures import NOW, iso
+from .fixtures import NOW, empty_cache, iso
 
 pytestmark = pytest.mark.browser
 
@@ -328,3 +328,28 @@ def test_chime_sounds_once_when_a_spike_warning_appears_only_if_enabled(fake_pag
     assert page.locator("#spike-banner").is_visible()
     oscillators = page.evaluate("() => window.__oscillators")
     assert oscillators == 2 * chimes  # one chime is two tones
+
+
+def test_empty_cache_shows_placeholders_and_says_it_is_waiting(fake_page):
+    page, api, watch = fake_page
+    open_at(page, api, NOW)
+    api.bodies = empty_cache(api.version)
+    refresh(page)
+    assert text(page, "#price-value") == "—"
+    assert text(page, "#price-descriptor") == "No price for now in the cache"
+    assert text(page, "#notice-text") == "No prices yet: waiting for the first sync"
+    assert text(page, "#cheapest-times") == "—"
+    assert text(page, "#yesterday-value") == "—"
+    assert page.locator("#feedin-stat").is_hidden()
+    assert page.locator("#chart").text_content() == "No forecast in the cache"
+    assert watch.errors == []
+
+
+def test_server_error_keeps_the_numbers_and_names_the_error(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, price_now=23.4)
+    api.failing["/api/health"] = (503, {"error": "cache cannot be read: disk I/O error"})
+    refresh(page)
+    assert text(page, "#price-value") == "23"
+    assert text(page, "#notice-text") == "Server error since 13:12 · prices cached 13:10"
+    assert page.locator("#notice").get_attribute("title").startswith("cache cannot be read: disk I/O error; retrying in ")
