@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-dev
 .PHONY: run test bench screenshots serve sync lint clean
 
 $(VENV)/bin/python:
-	@$(PYTHON) -m venv --system-site-packages $(VENV) 2>/dev/null || { \
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  rm -rf $(VENV); \
 	  echo "error: '$(PYTHON) -m venv' failed: install the venv module (sudo apt-get install python3-venv) and retry" >&2; \
 	  exit 1; }

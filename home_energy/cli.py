@@ -39,8 +39,7 @@ def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
     if report.exit_code == 0:
         note = f" ({report.error})" if report.error else ""
         print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
-    else:
-        print(f"sync failed: {report.error}", file=sys.stderr)
+    # A failure was already logged by the sync (loudly when it starts, quietly while it lasts).
     return report.exit_code
 
 
@@ -49,6 +48,14 @@ def cmd_init_db(config: Config, _args: argparse.Namespace) -> int:
 
     connect_writer(config.sqlite_path).close()
     print(f"cache ready at {config.sqlite_path}")
+    return 0
+
+
+def cmd_seed_demo(config: Config, args: argparse.Namespace) -> int:
+    from .seed import seed_demo
+
+    rows = seed_demo(config, args.days, force=args.force)
+    print(f"seeded {args.days} days of demo data into {config.sqlite_path}: {rows} rows")
     return 0
 
 
@@ -103,6 +110,7 @@ COMMANDS = {
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
+    "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
 }
 
 
@@ -111,9 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", metavar="PATH",
                         help="KEY=VALUE file as systemd's EnvironmentFile= reads; the environment wins")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_func, text) in COMMANDS.items():
-        sub.add_parser(name, help=text, description=text)
+    commands = {name: sub.add_parser(name, help=text, description=text) for name, (_f, text) in COMMANDS.items()}
+    seed = commands["seed-demo"]
+    seed.add_argument("--days", type=_days, default=30, help="days of history, 1-3650 (default 30)")
+    seed.add_argument("--force", action="store_true", help="seed even a cache that holds real Amber data")
     return parser
+
+
+def _days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 3650:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 3650")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,6 +165,18 @@ class DemoUpstream:
                 start += timedelta(minutes=minutes)
         return out
 
+    def history(self, start: datetime, end: datetime, resolution: int = 5) -> list[dict[str, Any]]:
+        """Settled (ActualInterval) prices on every channel from `start` to `end`, for seed-demo."""
+        now = now_utc()
+        step = timedelta(minutes=resolution)
+        out: list[dict[str, Any]] = []
+        for channel in self.channels:
+            cursor = _floor(start, resolution)
+            while cursor + step <= end:
+                out.append(_interval("ActualInterval", channel, cursor, resolution, now))
+                cursor += step
+        return out
+
     def usage(self, site_id: str, start: date, end: date) -> list[dict[str, Any]]:
         self.calls += 1
         newest = (now_utc().astimezone(NEM_TZ).date() - timedelta(days=1))  # about a day late

@@ -1,0 +1,58 @@
+"""`home-energy seed-demo`: N days of simulated history for benchmarks, screenshots and trials.
+
+It goes through the normal write path (schema validation, the same upserts and daily roll-ups as
+the sync) a day at a time, then runs one ordinary demo sync for the current prices and forecast.
+A cache that holds real Amber data is refused unless forced: simulated figures must never be
+mixed into a household's real history by accident.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from . import db
+from .clock import NEM_TZ, nem_day_start, now_utc
+from .config import Config
+from .demo import DEMO_SITE_ID, DemoUpstream
+from .errors import ConfigError
+from .models import price_from_payload, site_from_payload, usage_from_payload
+from .schema import validate_payload
+from .sync import run_sync, save_prices, save_usage
+
+
+def seed_demo(config: Config, days: int, force: bool = False) -> int:
+    """Write `days` days of demo history ending now; returns the number of rows written."""
+    if config.mode != "demo":
+        raise ConfigError("seed-demo writes simulated data: unset AMBER_TOKEN (or use another SQLITE_PATH)")
+    if days > config.retention_days:
+        raise ConfigError(f"--days {days} is more than RETENTION_DAYS={config.retention_days}, which would prune "
+                          f"it at once: set RETENTION_DAYS={days}")
+    conn = db.connect_writer(config.sqlite_path)
+    try:
+        real = conn.execute("SELECT COUNT(*) FROM sites WHERE id != ?", (DEMO_SITE_ID,)).fetchone()[0]
+        if real and not force:
+            raise ConfigError(f"{config.sqlite_path} holds real Amber data: refusing to seed it (use --force)")
+        upstream = DemoUpstream()
+        site = site_from_payload(validate_payload("sites", upstream.sites())[0])
+        now = now_utc()
+        today = now.astimezone(NEM_TZ).date()
+        written = 0
+        for back in range(days, 0, -1):
+            day = today - timedelta(days=back)
+            start = nem_day_start(day)
+            end = start + timedelta(days=1)
+            prices = [price_from_payload(site.id, item)
+                      for item in validate_payload("prices", upstream.history(start, end))]
+            usage = [usage_from_payload(site.id, item)
+                     for item in validate_payload("usage", upstream.usage(site.id, day, day))]
+            stamp = int(now.timestamp())
+            with db.transaction(conn):
+                written += save_prices(conn, prices, stamp) + save_usage(conn, usage, stamp)
+                db.set_meta(conn, "site_id", site.id)
+                db.set_meta(conn, "mode", "demo")
+                db.set_meta(conn, "channels", json.dumps(sorted(site.channel_types)))
+                db.set_meta(conn, f"usage_backfill_oldest:{site.id}", (today - timedelta(days=days)).isoformat())
+    finally:
+        conn.close()
+    report = run_sync(config, upstream)
+    return written + report.rows_written

@@ -1,0 +1,55 @@
+"""Shared fixtures: configuration and a cache per test in tmp_path, the fake Amber, the app."""
+from __future__ import annotations
+
+import pytest
+
+from home_energy.amber import AmberClient
+from home_energy.config import load_config
+from home_energy.web import create_app
+from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN, FakeAmber
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def _make(**env: str):
+        base = {"SQLITE_PATH": str(tmp_path / "cache.sqlite")}
+        base.update(env)
+        return load_config(env=base)
+
+    return _make
+
+
+@pytest.fixture
+def demo_config(make_config):
+    return make_config()
+
+
+@pytest.fixture
+def fake_amber():
+    with FakeAmber() as amber:
+        yield amber
+
+
+@pytest.fixture
+def amber_config(make_config, fake_amber):
+    return make_config(AMBER_TOKEN=TOKEN, AMBER_API_URL=fake_amber.url)
+
+
+@pytest.fixture
+def amber_client(amber_config):
+    """A client with a short read timeout, so timeout faults take a second, not twenty."""
+
+    def _client():
+        return AmberClient(amber_config.amber_api_url, amber_config.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S)
+
+    return _client
+
+
+@pytest.fixture
+def app_for():
+    def _app(config):
+        app = create_app(config)
+        app.config["TESTING"] = True
+        return app
+
+    return _app

@@ -1,0 +1,80 @@
+"""Configuration: defaults, the env file, one-line errors naming the variable, a token that never prints."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from home_energy.config import load_config, parse_env_file
+from home_energy.errors import ConfigError
+
+TOKEN = "psk_abcdefabcdefabcdefabcdef"
+
+
+def test_defaults_without_environment():
+    config = load_config(env={})
+    assert config.mode == "demo"
+    assert (config.host, config.port) == ("127.0.0.1", 5050)
+    assert config.sqlite_path == Path("data/cache.sqlite")
+    assert (config.retention_days, config.stale_after_seconds) == (90, 900)
+    assert config.amber_api_url == "https://api.amber.com.au/v1"
+
+
+def test_env_file_is_read_like_systemd_and_environment_wins(tmp_path):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_text(
+        "# comment\n\nAMBER_TOKEN=\"%s\"\nexport PORT=6000\nRETENTION_DAYS = 30\nHOST='0.0.0.0'\n" % TOKEN
+    )
+    assert parse_env_file(env_file)["AMBER_TOKEN"] == TOKEN
+    config = load_config(env={"PORT": "7000"}, env_file=env_file)
+    assert config.mode == "amber"
+    assert config.amber_token.reveal() == TOKEN
+    assert (config.port, config.retention_days, config.host) == (7000, 30, "0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "name,value,expected",
+    [
+        ("PORT", "http", "PORT must be a whole number from 1 to 65535"),
+        ("PORT", "70000", "PORT must be a whole number from 1 to 65535"),
+        ("RETENTION_DAYS", "0", "RETENTION_DAYS must be a whole number from 1 to 3650"),
+        ("STALE_AFTER_SECONDS", "5", "STALE_AFTER_SECONDS must be a whole number from 60 to 86400"),
+        ("DEBUG", "maybe", "DEBUG must be one of"),
+        ("AMBER_API_URL", "ftp://x", "AMBER_API_URL must be an http(s) URL"),
+        ("AMBER_SITE_ID", "../etc", "AMBER_SITE_ID must be"),
+        ("TIMEZONE", "Mars/Olympus", "TIMEZONE must be an IANA zone name"),
+        ("MONTHLY_BUDGET", "-5", "MONTHLY_BUDGET must be a positive number"),
+        ("NIGHT_START", "25:00", "NIGHT_START must be a time of day"),
+        ("AMBER_TOKEN", "psk bad token!", "AMBER_TOKEN must be an Amber API key"),
+    ],
+)
+def test_bad_value_names_the_variable_and_what_is_allowed(name, value, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(env={name: value})
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value)
+    assert value not in str(info.value) or name != "AMBER_TOKEN"
+
+
+def test_token_never_shows_in_repr_str_or_format():
+    config = load_config(env={"AMBER_TOKEN": TOKEN})
+    for text in (repr(config), str(config), f"{config.amber_token}", repr(config.amber_token)):
+        assert TOKEN not in text
+
+
+def test_cli_bad_config_exits_78_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PORT": "nope", "SQLITE_PATH": str(tmp_path / "c.sqlite")}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "sync"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 78
+    assert result.stderr == "error: PORT must be a whole number from 1 to 65535\n"
+
+
+def test_cli_missing_env_file_exits_78(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "--env-file", str(tmp_path / "none.env"),
+                             "sync"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert result.stderr.startswith("error: cannot read env file")
+    assert len(result.stderr.splitlines()) == 1

@@ -1,0 +1,181 @@
+"""The read-only web API: health semantics, input errors, unreadable caches, no outbound calls."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from home_energy.db import connect_writer
+from home_energy.sync import run_sync
+
+NOW = "2026-11-23T01:07:30Z"
+
+
+def test_health_goes_unknown_then_ok_then_stale(amber_config, amber_client, app_for):
+    connect_writer(amber_config.sqlite_path).close()  # an empty cache
+    client = app_for(amber_config).test_client()
+    with freeze_time(NOW) as frozen:
+        body = client.get("/api/health").get_json()
+        assert (body["status"], body["source"], body["mode"]) == ("unknown", "cache", "amber")
+        assert body["price_age_seconds"] is None and body["last_sync"] is None
+        run_sync(amber_config, amber_client())
+        body = client.get("/api/health").get_json()
+        assert (body["status"], body["source"]) == ("ok", "live")
+        assert body["price_age_seconds"] == 0
+        assert body["last_sync"]["outcome"] == "ok" and body["last_sync"]["at"] == "2026-11-23T01:07:30Z"
+        frozen.tick(timedelta(seconds=900))
+        assert client.get("/api/health").get_json()["status"] == "ok"
+        frozen.tick(timedelta(seconds=1))
+        body = client.get("/api/health").get_json()
+        assert (body["status"], body["source"], body["price_age_seconds"]) == ("stale", "cache", 901)
+
+
+def test_usage_a_day_old_does_not_make_health_stale(amber_config, amber_client, app_for):
+    with freeze_time(NOW):
+        run_sync(amber_config, amber_client())
+        body = app_for(amber_config).test_client().get("/api/health").get_json()
+    assert body["status"] == "ok"
+    # Usage arrives a day late: the newest ends at NEM midnight, 11 h 7.5 min before NOW.
+    assert body["usage_age_seconds"] == 11 * 3600 + 450
+
+
+def test_failed_sync_makes_source_cache_while_prices_stay_fresh(amber_config, amber_client, fake_amber, app_for):
+    client = app_for(amber_config).test_client()
+    with freeze_time(NOW) as frozen:
+        run_sync(amber_config, amber_client())
+        frozen.tick(timedelta(minutes=5))
+        fake_amber.state.faults["prices"] = 503
+        run_sync(amber_config, amber_client())
+        body = client.get("/api/health").get_json()
+    assert (body["status"], body["source"]) == ("ok", "cache")
+    assert body["last_sync"]["outcome"] == "tempfail"
+    assert body["cache_age_seconds"] == 300
+
+
+def test_current_interval_turns_actual_as_the_cache_ages(amber_config, amber_client, app_for):
+    client = app_for(amber_config).test_client()
+    with freeze_time(NOW) as frozen:
+        run_sync(amber_config, amber_client())
+        first = client.get("/api/current").get_json()["channels"]["general"]
+        frozen.tick(timedelta(minutes=30))
+        later = client.get("/api/current").get_json()["channels"]["general"]
+        prices = client.get("/api/prices").get_json()["channels"]["general"]
+    assert first["kind"] == "current" and later["kind"] == "current"
+    assert later["start"] == "2026-11-23T01:30:00Z"
+    assert next(p for p in prices if p["start"] == first["start"])["kind"] == "actual"
+
+
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("/api/prices?hours=0", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=49", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=-1", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=1e3", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hourz=3", "unknown query parameter 'hourz'"),
+        ("/api/usage?from=2026-13-01", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?from=20261101", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?from=2026-11-10&to=2026-11-01", "from must not be after to"),
+        ("/api/usage?from=2025-01-01&to=2026-01-01", "from..to may span at most 93 days"),
+        ("/api/current?x=%00", "unknown query parameter 'x'"),
+    ],
+)
+def test_bad_query_parameters_are_400_with_a_json_error(url, message, demo_config, app_for):
+    run_sync(demo_config)
+    response = app_for(demo_config).test_client().get(url)
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith(message)
+
+
+def test_unknown_api_path_is_a_json_404(demo_config, app_for):
+    run_sync(demo_config)
+    response = app_for(demo_config).test_client().get("/api/nope")
+    assert response.status_code == 404 and "error" in response.get_json()
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a database at all" * 200, None])
+def test_unreadable_cache_answers_503_with_a_clear_error(content, demo_config, app_for):
+    if content is not None:
+        demo_config.sqlite_path.write_bytes(content)
+    client = app_for(demo_config).test_client()
+    for path in ("/api/health", "/api/current", "/api/summary"):
+        response = client.get(path)
+        assert response.status_code == 503
+        error = response.get_json()["error"]
+        assert str(demo_config.sqlite_path) in error and "\n" not in error
+
+
+def test_web_never_writes_the_cache(demo_config, app_for):
+    run_sync(demo_config)
+    before = demo_config.sqlite_path.read_bytes()
+    client = app_for(demo_config).test_client()
+    for path in ("/api/health", "/api/current", "/api/prices", "/api/usage", "/api/summary", "/"):
+        assert client.get(path).status_code == 200
+    assert demo_config.sqlite_path.read_bytes() == before
+
+
+def test_web_never_makes_an_outbound_connection(demo_config, app_for, monkeypatch):
+    run_sync(demo_config)
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        attempts.append(address)
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: attempts.append(a) or (_ for _ in ()).throw(
+        AssertionError("outbound connection")))
+    client = app_for(demo_config).test_client()
+    for path in ("/api/health", "/api/current", "/api/prices?hours=48", "/api/usage", "/api/summary", "/"):
+        assert client.get(path).status_code == 200
+    assert attempts == []
+
+
+def test_web_process_does_not_load_the_upstream_client(demo_config, tmp_path):
+    run_sync(demo_config)
+    script = (
+        "import sys, json\n"
+        "from home_energy.config import load_config\n"
+        "from home_energy.web import create_app\n"
+        f"app = create_app(load_config(env={{'SQLITE_PATH': {str(demo_config.sqlite_path)!r}}}))\n"
+        "c = app.test_client()\n"
+        "codes = [c.get(p).status_code for p in ('/api/health', '/api/current', '/api/prices', '/api/summary', '/')]\n"
+        "print(json.dumps([codes, sorted(m for m in sys.modules if m.startswith(('home_energy', 'requests', 'urllib3', 'jsonschema', 'fastjsonschema')))]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    codes, modules = json.loads(result.stdout)
+    assert codes == [200] * 5
+    assert "home_energy.amber" not in modules and "home_energy.sync" not in modules
+    assert not [m for m in modules if m.split(".")[0] in ("requests", "urllib3", "jsonschema", "fastjsonschema")]
+
+
+def test_summary_reports_cheapest_windows_in_the_next_24_hours(amber_config, amber_client, app_for):
+    with freeze_time(NOW):
+        run_sync(amber_config, amber_client())
+        summary = app_for(amber_config).test_client().get("/api/summary").get_json()
+    # The fake's prices dip to -3.5 c from 02:30 to 04:00 UTC.
+    assert summary["cheapest"]["1h"] == {"start": "2026-11-23T02:30:00Z", "end": "2026-11-23T03:30:00Z",
+                                         "avg_per_kwh": -3.5, "hours": 1}
+    # From the current interval (01:00, 11 c): 11, 11.5, 12, then three at -3.5 -> mean 4.0 c.
+    assert summary["cheapest"]["3h"] == {"start": "2026-11-23T01:00:00Z", "end": "2026-11-23T04:00:00Z",
+                                         "avg_per_kwh": 4.0, "hours": 3}
+    assert summary["renewables"]["now_percent"] == 40.0
+
+
+def test_large_json_is_gzipped_for_clients_that_accept_it(demo_config, app_for):
+    import gzip as gz
+
+    run_sync(demo_config)
+    client = app_for(demo_config).test_client()
+    plain = client.get("/api/prices?hours=48")
+    packed = client.get("/api/prices?hours=48", headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gz.decompress(packed.data)) == plain.get_json()
+    assert len(packed.data) * 5 < len(plain.data)
