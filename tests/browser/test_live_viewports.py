@@ -104,3 +104,12 @@ def test_page_sends_a_content_security_policy_that_forbids_other_origins(demo_se
     assert "<title>home-energy</title>" in html
     assert "style=" not in html and "<style" not in html
     assert "<script>" not in html
+
+
+def test_script_and_styles_are_versioned_so_an_update_is_not_served_from_cache(demo_server, server_version):
+    import urllib.request
+
+    with urllib.request.urlopen(demo_server.url + "/", timeout=5) as response:
+        html = response.read().decode()
+    assert f'/static/dashboard.js?v={server_version}"' in html
+    assert f'/static/dashboard.css?v={server_version}"' in html
