@@ -625,7 +625,7 @@
   // --- Chime, settings, burn-in -----------------------------------------------------------
 
   function chime() {
-    if (!state.chime) return;
+    if (!state.chime || body.classList.contains("night")) return; // never wake the house
     try {
       const Ctx = window.AudioContext || window.webkitAudioContext;
       if (!Ctx) return;

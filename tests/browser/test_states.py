@@ -353,3 +353,15 @@ def test_server_error_keeps_the_numbers_and_names_the_error(fake_page):
     assert text(page, "#price-value") == "23"
     assert text(page, "#notice-text") == "Server error since 13:12 · prices cached 13:10"
     assert page.locator("#notice").get_attribute("title").startswith("cache cannot be read: disk I/O error; retrying in ")
+
+
+def test_chime_stays_silent_in_night_hours(fake_page):
+    page, api, _ = fake_page
+    night = sydney(2026, 1, 15, 23, 30)
+    open_at(page, api, night, path="/?chime=1")
+    page.evaluate(CHIME_SPY_JS)
+    api.use(night, price_now=900.0, spike_now="spike")
+    refresh(page)
+    assert page.locator("#spike-banner").is_visible()
+    assert page.evaluate("() => window.homeEnergy.state.chime") is True
+    assert page.evaluate("() => window.__oscillators") == 0
