@@ -2,8 +2,8 @@
 and fixture API answers routed into the page, with the page's clock under the test's control."""
 from __future__ import annotations
 
-import urllib.request
 import json
+import urllib.request
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -60,9 +60,10 @@ class PageWatch:
 
 @pytest.fixture
 def fake_page(browser, demo_server, server_version):
-    """A page served by the real server whose /api/* answers come from a FakeApi, clock installed.
+    """An 800x480 page served by the real server whose /api/* answers come from a FakeApi.
 
-    Returns (page, api, watch); call `open_page(api, page)` after choosing the time and scenario.
+    Yields (page, api, watch); `driving.open_at` loads it at a chosen time and scenario.
+    `page.base_url` is the server's address.
     """
     context = browser.new_context(viewport={"width": 800, "height": 480})
     page = context.new_page()

@@ -20,7 +20,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
     "--disable-dev-shm-usage",
-    "--js-flags=--expose-gc",
 ]
 SERVE_SCRIPT = Path(__file__).with_name("serve_with_version.py")
 SERVER_START_TIMEOUT_S = 15
