@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .checks import LAYOUT_PROBLEMS_JS, PRICE_DIGIT_HEIGHT_JS, avg_text, cents_text, dollars_text
+from .checks import LAYOUT_PROBLEMS_JS, PRICE_DIGIT_HEIGHT_JS, avg_text, cents_text, dollars_text, js_round
 from .conftest import PageWatch
 
 pytestmark = pytest.mark.browser
@@ -70,7 +70,7 @@ def test_numbers_on_screen_equal_the_api_at_every_viewport(browser, demo_server,
         assert text("#cheapest-avg") == f"avg {avg_text(window['avg_per_kwh'])} c ·"
         assert text("#yesterday-value") == dollars_text(summary["yesterday"]["cost_dollars"])
         assert text("#month-value") == dollars_text(summary["month_to_date"]["cost_dollars"])
-        assert text("#renewables-value") == f"{round(current['general']['renewables'])}%"
+        assert text("#renewables-value") == f"{int(js_round(current['general']['renewables']))}%"
         assert page.locator("#demo-badge").is_visible()
 
         assert page.evaluate(LAYOUT_PROBLEMS_JS) == []

@@ -365,3 +365,24 @@ def test_chime_stays_silent_in_night_hours(fake_page):
     assert page.locator("#spike-banner").is_visible()
     assert page.evaluate("() => window.homeEnergy.state.chime") is True
     assert page.evaluate("() => window.__oscillators") == 0
+
+
+def test_chart_bars_are_as_wide_as_their_intervals_and_hours_are_local(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW)
+    general = api.bodies["/api/prices"]["channels"]["general"]
+    five = next(iv for iv in general if iv["duration_minutes"] == 5 and iv["start"] > iso(NOW))
+    thirty = next(iv for iv in general if iv["duration_minutes"] == 30)
+    bar = lambda iv: page.locator(f'#chart rect.bar[data-start="{iv["start"]}"]')  # noqa: E731
+    five_w = float(bar(five).get_attribute("width"))
+    thirty_w = float(bar(thirty).get_attribute("width"))
+    assert thirty_w / five_w == pytest.approx(6, rel=0.2)  # bars have a sub-pixel gap
+    # 16:00 in Sydney is 05:00 UTC in January: its label sits where that interval's bar starts.
+    label = page.locator("#chart text.hour-label", has_text="16:00")
+    assert label.count() == 1
+    at_four = bar({"start": "2026-01-15T05:00:00Z"})
+    assert float(label.get_attribute("x")) == pytest.approx(float(at_four.get_attribute("x")), abs=1.0)
+    now_x = float(page.locator("#chart line.now-line").get_attribute("x1"))
+    current = bar(api.bodies["/api/current"]["channels"]["general"])
+    current_x = float(current.get_attribute("x"))
+    assert current_x <= now_x <= current_x + float(current.get_attribute("width")) + 1
