@@ -32,6 +32,7 @@ def test_server_stops_then_returns_with_a_new_version(browser, tmp_path):
         page.evaluate("() => window.homeEnergy.refresh()")
         page.evaluate("() => window.homeEnergy.refresh()")
         assert {sel: page.locator(sel).inner_text() for sel in NUMBERS} == before
+        assert page.locator("#notice").is_visible()
         notice = page.locator("#notice-text").inner_text()
         assert notice.startswith("Server offline since ")
         assert " · prices cached " in notice

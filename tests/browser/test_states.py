@@ -84,6 +84,7 @@ def test_stale_prices_show_when_they_were_cached(fake_page):
 def test_cache_source_alone_shows_the_offline_notice(fake_page):
     page, api, _ = fake_page
     open_at(page, api, NOW, status="ok", source="cache", cached_ago=timedelta(minutes=7, seconds=30))
+    assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "Offline: showing prices cached at 13:05"
 
 
@@ -197,6 +198,7 @@ def test_unreachable_server_keeps_the_numbers_and_backs_off(fake_page):
     refresh(page)
     after = {sel: text(page, sel) for sel in before}
     assert after == before
+    assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "Server offline since 13:12 · prices cached 13:10"
     assert page.locator("#freshness").is_hidden()
     assert page.locator("#notice").get_attribute("title").startswith(
@@ -337,6 +339,7 @@ def test_empty_cache_shows_placeholders_and_says_it_is_waiting(fake_page):
     refresh(page)
     assert text(page, "#price-value") == "—"
     assert text(page, "#price-descriptor") == "No price for now in the cache"
+    assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "No prices yet: waiting for the first sync"
     assert text(page, "#cheapest-times") == "—"
     assert text(page, "#yesterday-value") == "—"
@@ -351,6 +354,7 @@ def test_server_error_keeps_the_numbers_and_names_the_error(fake_page):
     api.failing["/api/health"] = (503, {"error": "cache cannot be read: disk I/O error"})
     refresh(page)
     assert text(page, "#price-value") == "23"
+    assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "Server error since 13:12 · prices cached 13:10"
     assert page.locator("#notice").get_attribute("title").startswith("cache cannot be read: disk I/O error; retrying in ")
 
