@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .datasets import Dataset, _measure, seed_all
+from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
 from .machine import describe_machine
 from .page import measure_page
@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         breakdown = tuple(break_down(largest.path, largest.days, list(PATHS)))
 
     results = report.Results(
-        machine=machine, load_average=load_average, datasets=tuple(datasets), servers=tuple(servers),
+        machine=machine, load_average=load_average, load_average_end=", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        datasets=tuple(datasets), servers=tuple(servers),
         syncs=tuple(syncs), page=page, page_days=largest.days, breakdown=breakdown,
         breakdown_days=largest.days if breakdown else None, elapsed_s=time.monotonic() - started,
     )
@@ -109,7 +110,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
 def _datasets(args: argparse.Namespace, work: Path) -> list[Dataset]:
     if args.reuse:
-        found = [_measure(days, work / f"demo-{days}d" / "cache.sqlite", 0.0) for days in args.days
+        found = [measure_dataset(days, work / f"demo-{days}d" / "cache.sqlite", 0.0) for days in args.days
                  if (work / f"demo-{days}d" / "cache.sqlite").exists()]
         if len(found) == len(args.days):
             return found

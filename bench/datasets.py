@@ -55,11 +55,11 @@ def seed_all(root: Path, days_list: tuple[int, ...]) -> list[Dataset]:
         elapsed = time.monotonic() - t0
         if code != 0:
             raise RuntimeError(f"seed-demo --days {days} failed ({code}): see {path.parent / 'seed.log'}")
-        datasets.append(_measure(days, path, elapsed))
+        datasets.append(measure_dataset(days, path, elapsed))
     return datasets
 
 
-def _measure(days: int, path: Path, seed_s: float) -> Dataset:
+def measure_dataset(days: int, path: Path, seed_s: float) -> Dataset:
     # Fold the WAL into the file first: its size on disk is what the SD card holds for good.
     conn = sqlite3.connect(path)
     try:

@@ -307,4 +307,5 @@ def test_a_schema_valid_time_format_never_crashes_the_sync(variant, tmp_path):
     config, report = _sync(tmp_path, _upstream(["general"], payload))
     assert report.outcome in ("ok", "dataerror"), report
     if report.outcome == "dataerror":
-        assert "endTime" in report.error and table_rows(config.sqlite_path, ("prices",))["prices"] == []
+        assert "prices response rejected" in report.error and "\n" not in report.error
+        assert table_rows(config.sqlite_path, ("prices",))["prices"] == []
