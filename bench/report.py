@@ -189,12 +189,15 @@ def render(results: Results) -> str:
         lines += ["", f"## Where a request's time goes ({results.breakdown_days} days)", "",
                   "Each path requested in-process through Flask's test client with every SQL statement timed",
                   "(execute and fetch), beside SQLite's query plan. What is not SQL is Python: routing, building",
-                  "and serialising the JSON.", "",
-                  "| path | request ms | of it SQL ms | slowest statements (ms per request: plan) |", "|---|---|---|---|"]
+                  "and serialising the JSON; the last column is where that goes, from cProfile (own time per",
+                  "request under the profiler, which inflates Python more than C: compare shares, not sums).", "",
+                  "| path | request ms | of it SQL ms | slowest statements (ms per request: plan) | top functions (own ms) |",
+                  "|---|---|---|---|---|"]
         for b in results.breakdown:
             shown = "<br>".join(f"{s.ms_per_request:.2f}: `{s.sql[:110]}{'…' if len(s.sql) > 110 else ''}` — {s.plan}"
                                 for s in b.statements if s.ms_per_request >= 0.05) or "—"
-            lines.append(f"| `{b.path}` | {b.request_ms:.2f} | {b.sql_ms:.2f} | {shown} |")
+            functions = "<br>".join(f"{ms:.2f}: `{name}`" for name, ms in b.functions)
+            lines.append(f"| `{b.path}` | {b.request_ms:.2f} | {b.sql_ms:.2f} | {shown} | {functions} |")
     lines.append("")
     return "\n".join(lines)
 

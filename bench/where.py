@@ -16,6 +16,7 @@ from .datasets import server_env
 
 REQUESTS_PER_PATH = 20
 SHOWN_STATEMENTS = 4
+SHOWN_FUNCTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Breakdown:
     request_ms: float
     sql_ms: float
     statements: tuple[Statement, ...]
+    functions: tuple[tuple[str, float], ...]  # (where, own ms per request) under cProfile, slowest first
 
 
 class _TimedCursor:
@@ -77,6 +79,25 @@ class _TimedConnection:
         return getattr(self.conn, name)
 
 
+def _profile(client: Any, path: str) -> tuple[tuple[str, float], ...]:
+    """The functions that spend the most time themselves (cProfile's tottime), per request.
+
+    cProfile slows Python code more than C code, so these are shares to compare, not timings.
+    """
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(REQUESTS_PER_PATH):
+        client.get(path)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (calls, ncalls, tottime, cumtime, callers)}
+    ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:SHOWN_FUNCTIONS]
+    return tuple((f"{Path(file).name}:{name}" if file != "~" else name, own * 1000 / REQUESTS_PER_PATH)
+                 for (file, _line, name), (_calls, _n, own, _cum, _callers) in ranked)
+
+
 def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown]:
     from home_energy import db, web
     from home_energy.config import load_config
@@ -97,6 +118,7 @@ def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown
                 if response.status_code != 200:
                     raise RuntimeError(f"{path} answered {response.status_code} on the bench cache")
             request_ms = (time.perf_counter() - started) * 1000 / REQUESTS_PER_PATH
+            functions = _profile(client, path)
             plans = db.connect_reader(sqlite_path)
             try:
                 statements = sorted(
@@ -108,7 +130,7 @@ def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown
             finally:
                 plans.close()
             results.append(Breakdown(path, request_ms, sum(s.ms_per_request for s in statements),
-                                     tuple(statements[:SHOWN_STATEMENTS])))
+                                     tuple(statements[:SHOWN_STATEMENTS]), functions))
         return results
     finally:
         web.connect_reader = real_connect
