@@ -15,9 +15,10 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .clock import now_utc
+from .clock import monotonic, now_utc
 from .config import Secret
 from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0  # a LAN/DNS failure shows within seconds
 READ_TIMEOUT_S = 20.0  # Amber answers in well under a second; 20 s only rides out a slow link
+RUN_BUDGET_S = 50.0  # all calls of one client (one sync run) together: the run never hangs past ~60 s
 RATE_LIMIT_FALLBACK_S = 300  # Amber's 429 has no Retry-After; its window is 5 minutes
 MAX_INTERVALS_PER_CALL = 2048  # /prices/current rejects next + previous above this with 422
 USER_AGENT = "home-energy kitchen display"
@@ -57,9 +59,10 @@ class AmberClient:
     """Calls Amber; counts calls and remembers the last rate-limit headers it saw."""
 
     def __init__(self, base_url: str, token: Secret, session: requests.Session | None = None,
-                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
+                 read_timeout_s: float = READ_TIMEOUT_S, budget_s: float = RUN_BUDGET_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.read_timeout_s = read_timeout_s
+        self.deadline = monotonic() + budget_s
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token.reveal()}"
         self.session.headers["Accept"] = "application/json"
@@ -89,8 +92,11 @@ class AmberClient:
         return self._get(f"/sites/{site_id}/usage", params)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        read_timeout = self.read_timeout_s
         what = path.split("/")[-1] or path
+        remaining = self.deadline - monotonic()
+        if remaining < 1.0:
+            raise UpstreamError(f"sync time budget used up before the {what} call: try again later")
+        read_timeout = min(self.read_timeout_s, remaining)
         self.calls += 1
         try:
             response = self.session.get(
@@ -99,6 +105,8 @@ class AmberClient:
         except requests.Timeout as exc:
             raise UpstreamError(f"Amber did not answer {what} within {read_timeout:.0f} s") from exc
         except requests.ConnectionError as exc:
+            if _is_read_timeout(exc):  # urllib3's Retry wraps a read timeout as a connection error
+                raise UpstreamError(f"Amber did not answer {what} within {read_timeout:.0f} s") from exc
             raise UpstreamError(f"cannot reach Amber at {self.base_url}: {_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise UpstreamError(f"request to Amber failed: {type(exc).__name__}") from exc
@@ -144,6 +152,11 @@ def _int_header(response: requests.Response, name: str) -> int | None:
 def _short_body(response: requests.Response) -> str:
     text = response.text.strip().replace("\n", " ")
     return text[:120] or "no details"
+
+
+def _is_read_timeout(exc: Exception) -> bool:
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, ReadTimeoutError)
 
 
 def _reason(exc: Exception) -> str:

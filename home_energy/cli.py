@@ -39,8 +39,7 @@ def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
     if report.exit_code == 0:
         note = f" ({report.error})" if report.error else ""
         print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
-    else:
-        print(f"sync failed: {report.error}", file=sys.stderr)
+    # A failure was already logged by the sync (loudly when it starts, quietly while it lasts).
     return report.exit_code
 
 

@@ -96,6 +96,12 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: usage read by site and time (the web's /api/usage); the bare start index made SQLite
+    # scan a site's whole history instead
+    """
+    DROP INDEX usage_start;
+    CREATE INDEX usage_site_start ON usage (site_id, start);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

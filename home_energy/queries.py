@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +17,7 @@ from .clock import NEM_TZ, nem_day_start, to_iso
 CHEAPEST_HOURS = (1, 2, 3)
 CHEAPEST_HORIZON_H = 24
 MAX_USAGE_DAYS = 93
+MAX_INTERVAL_S = 1800  # Amber's longest interval is 30 minutes
 
 _INTERVAL_COLUMNS = (
     "start, end, duration, kind, per_kwh, spot_per_kwh, renewables, descriptor, spike_status, estimate, "
@@ -23,8 +25,19 @@ _INTERVAL_COLUMNS = (
 )
 
 
+@lru_cache(maxsize=8192)
+def _iso_at(epoch: int) -> str:
+    return to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+
+
 def _iso(epoch: int | None) -> str | None:
-    return None if epoch is None else to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+    # Cached: a screen asks for the same few hundred interval times every 30 seconds.
+    return None if epoch is None else _iso_at(epoch)
+
+
+@lru_cache(maxsize=256)
+def _tariff(text: str) -> dict[str, Any]:
+    return json.loads(text)
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -32,8 +45,37 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
+def _int_meta(conn: sqlite3.Connection, key: str) -> int | None:
+    value = _meta(conn, key)
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+
 def site_id(conn: sqlite3.Connection) -> str | None:
     return _meta(conn, "site_id")
+
+
+def channels(conn: sqlite3.Connection) -> list[str]:
+    raw = _meta(conn, "channels")
+    return json.loads(raw) if raw else []
+
+
+def _intervals(conn: sqlite3.Connection, low: int, high: int) -> dict[str, list[sqlite3.Row]]:
+    """Per channel, the intervals overlapping [low, high), using the (site, channel, start) key.
+
+    The start bound is widened by the longest interval so one that began just before `low` and
+    is still running is included; the `end > low` filter then drops what ended before it.
+    """
+    sid = site_id(conn)
+    out: dict[str, list[sqlite3.Row]] = {}
+    for channel in channels(conn):
+        rows = conn.execute(
+            f"SELECT {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start < ? "
+            "AND end > ? ORDER BY start",
+            (sid, channel, low - MAX_INTERVAL_S, high, low),
+        ).fetchall()
+        if rows:
+            out[channel] = rows
+    return out
 
 
 def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
@@ -59,20 +101,17 @@ def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
         "spike_status": row["spike_status"],
         "estimate": bool(row["estimate"]) if row["estimate"] is not None else (kind != "actual"),
         "advanced_price": advanced,
-        "tariff": json.loads(row["tariff"]) if row["tariff"] else None,
+        "tariff": dict(_tariff(row["tariff"])) if row["tariff"] else None,
     }
 
 
 def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: str, version: str) -> dict[str, Any]:
     t = now.timestamp()
     sid = site_id(conn)
-    newest_price = newest_usage = None
-    if sid:
-        newest_price = conn.execute("SELECT MAX(fetched_at) FROM prices WHERE site_id = ?", (sid,)).fetchone()[0]
-        newest_usage = conn.execute("SELECT MAX(end) FROM usage WHERE site_id = ?", (sid,)).fetchone()[0]
-    last_ok = conn.execute(
-        "SELECT MAX(finished_at) FROM sync_runs WHERE outcome IN ('ok', 'partial')"
-    ).fetchone()[0]
+    # Kept in meta by the sync: MAX() over a year of intervals would scan every row per request.
+    newest_price = _int_meta(conn, f"prices_fetched_at:{sid}")
+    newest_usage = _int_meta(conn, f"usage_newest_end:{sid}")
+    last_ok = _int_meta(conn, "last_success_at")
     last = conn.execute(
         "SELECT finished_at, outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1"
     ).fetchone()
@@ -95,33 +134,36 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
 
 def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     t = int(now.timestamp())
-    rows = conn.execute(
-        f"SELECT channel, {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND start <= ? AND end > ? ORDER BY channel",
-        (site_id(conn), t, t),
-    ).fetchall()
-    return {"channels": {row["channel"]: interval_json(row, t) for row in rows}}
+    found = _intervals(conn, t, t + 1)
+    return {"channels": {channel: interval_json(rows[0], t) for channel, rows in found.items()}}
+
+
+def prices_cache_key(conn: sqlite3.Connection, now: datetime, hours: int) -> tuple[int | None, int, int]:
+    """Two requests with the same key get the same answer: same fetch, same 5-minute bucket."""
+    return _int_meta(conn, f"prices_fetched_at:{site_id(conn)}"), _bucket(now), hours
+
+
+def _bucket(now: datetime) -> int:
+    # Every interval boundary is a multiple of 5 minutes, so within one bucket the interval that
+    # holds "now", and so every `kind`, is the same as at the bucket's start.
+    t = int(now.timestamp())
+    return t - t % 300
 
 
 def prices(conn: sqlite3.Connection, now: datetime, hours: int) -> dict[str, Any]:
-    t = int(now.timestamp())
+    t = _bucket(now)
     day_start = int(nem_day_start(now.astimezone(NEM_TZ).date()).timestamp())
-    rows = conn.execute(
-        f"SELECT channel, {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND end > ? AND start < ? "
-        "ORDER BY channel, start",
-        (site_id(conn), day_start, t + hours * 3600),
-    ).fetchall()
-    channels: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        channels.setdefault(row["channel"], []).append(interval_json(row, t))
-    return {"channels": channels}
+    found = _intervals(conn, day_start, t + hours * 3600)
+    return {"channels": {channel: [interval_json(row, t) for row in rows] for channel, rows in found.items()}}
 
 
 def usage(conn: sqlite3.Connection, start: date, end: date) -> dict[str, Any]:
     sid = site_id(conn)
     rows = conn.execute(
         "SELECT start, end, channel, channel_identifier, kwh, cost_cents, quality FROM usage "
-        "WHERE site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
-        (sid, start.isoformat(), end.isoformat()),
+        "WHERE start >= ? AND start < ? AND site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
+        (int(nem_day_start(start).timestamp()) - 86400, int(nem_day_start(end).timestamp()) + 2 * 86400, sid,
+         start.isoformat(), end.isoformat()),
     ).fetchall()
     days = conn.execute(
         "SELECT day, channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ? "
@@ -177,17 +219,18 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
         (sid, day_start, t),
     ).fetchone()[0]
     now_row = conn.execute(
-        "SELECT renewables, start FROM prices WHERE site_id = ? AND channel = 'general' AND start <= ? AND end > ?",
-        (sid, t, t),
+        "SELECT renewables, start FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? AND start <= ? "
+        "AND end > ?",
+        (sid, t - MAX_INTERVAL_S, t, t),
     ).fetchone()
 
     horizon = t + CHEAPEST_HORIZON_H * 3600
     slots = [
         Slot(r[0], r[1], r[2])
         for r in conn.execute(
-            "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = 'general' AND end > ? AND start < ? "
-            "ORDER BY start",
-            (sid, t, horizon),
+            "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? "
+            "AND start < ? AND end > ? ORDER BY start",
+            (sid, t - MAX_INTERVAL_S, horizon, t),
         )
     ]
     earliest = now_row["start"] if now_row else t

@@ -212,6 +212,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         pruned = prune(conn, config.retention_days, started)
         _insert_run(conn, config, started, outcome, str(optional) if optional else None, rows, upstream.calls,
                     upstream.rate_limit)
+        db.set_meta(conn, "last_success_at", int(now_utc().timestamp()))
     if previous_outcome not in (None, "ok", "partial"):
         log.info("sync recovered: %d rows written", rows)
     if optional:
@@ -411,6 +412,7 @@ def save_prices(conn: sqlite3.Connection, prices: Iterable[PriceRow], fetched_at
             ],
         )
         written += len(rows)
+        db.set_meta(conn, f"prices_fetched_at:{site_id}", fetched_at)
     return written
 
 
@@ -430,6 +432,11 @@ def save_usage(conn: sqlite3.Connection, usage: Iterable[UsageRow], fetched_at: 
             for r in rows
         ],
     )
+    for site_id in {r.site_id for r in rows}:
+        newest = max(r.end for r in rows if r.site_id == site_id)
+        known = db.get_meta(conn, f"usage_newest_end:{site_id}")
+        if known is None or newest > int(known):
+            db.set_meta(conn, f"usage_newest_end:{site_id}", newest)
     for site_id, day in sorted({(r.site_id, r.day) for r in rows}):
         conn.execute("DELETE FROM daily_usage WHERE site_id = ? AND day = ?", (site_id, day))
         conn.execute(
@@ -448,8 +455,10 @@ def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
     if newest is not None:
         reference = min(reference, int(newest))
     cutoff = reference - retention_days * 86400
-    removed = conn.execute("DELETE FROM prices WHERE end < ?", (cutoff,)).rowcount
-    removed += conn.execute("DELETE FROM usage WHERE end < ?", (cutoff,)).rowcount
+    # `start <` lets SQLite walk the start indexes instead of every row; an interval ends at most
+    # 30 minutes after it starts.
+    removed = conn.execute("DELETE FROM prices WHERE start < ? AND end < ?", (cutoff, cutoff)).rowcount
+    removed += conn.execute("DELETE FROM usage WHERE start < ? AND end < ?", (cutoff, cutoff)).rowcount
     conn.execute("DELETE FROM sync_runs WHERE started_at < ?", (reference - SYNC_RUNS_KEPT_DAYS * 86400,))
     return removed
 

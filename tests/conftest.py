@@ -6,7 +6,7 @@ import pytest
 from home_energy.amber import AmberClient
 from home_energy.config import load_config
 from home_energy.web import create_app
-from tests.fake_amber import TOKEN, FakeAmber
+from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN, FakeAmber
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def amber_client(amber_config):
     """A client with a short read timeout, so timeout faults take a second, not twenty."""
 
     def _client():
-        return AmberClient(amber_config.amber_api_url, amber_config.amber_token, read_timeout_s=1.0)
+        return AmberClient(amber_config.amber_api_url, amber_config.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S)
 
     return _client
 

@@ -68,7 +68,7 @@ def test_invalid_usage_writes_nothing_from_that_response(fault, amber_config, am
 
 def test_connection_refused_leaves_cache_untouched(make_config, amber_config, amber_client, fake_amber, app_for):
     from home_energy.amber import AmberClient
-    from tests.fake_amber import TOKEN
+    from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN
 
     with freeze_time(NOW):
         run_sync(amber_config, amber_client())
@@ -77,7 +77,7 @@ def test_connection_refused_leaves_cache_untouched(make_config, amber_config, am
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         dead = make_config(AMBER_TOKEN=TOKEN, AMBER_API_URL=f"http://127.0.0.1:{port}/v1")
-        report = run_sync(dead, AmberClient(dead.amber_api_url, dead.amber_token, read_timeout_s=1))
+        report = run_sync(dead, AmberClient(dead.amber_api_url, dead.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S))
     assert report.exit_code == 75
     assert "connection refused" in report.error
     assert snapshot(amber_config) == before
@@ -94,7 +94,16 @@ def test_field_errors_name_the_field(amber_config, amber_client, fake_amber):
 def test_bad_token_is_a_config_error_without_the_token(make_config, fake_amber, amber_client):
     config = make_config(AMBER_TOKEN="psk_wrongwrongwrongwrong", AMBER_API_URL=fake_amber.url)
     from home_energy.amber import AmberClient
+    from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S
 
-    report = run_sync(config, AmberClient(config.amber_api_url, config.amber_token, read_timeout_s=1))
+    report = run_sync(config, AmberClient(config.amber_api_url, config.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S))
     assert report.exit_code == 78
     assert "AMBER_TOKEN" in report.error and "psk_wrong" not in report.error
+
+
+def test_timeout_is_reported_as_a_timeout(amber_config, amber_client, fake_amber):
+    with freeze_time(NOW):
+        fake_amber.state.faults["sites"] = "timeout"
+        report = run_sync(amber_config, amber_client())
+    assert report.exit_code == 75
+    assert report.error == "Amber did not answer sites within 2 s"

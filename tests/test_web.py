@@ -166,3 +166,16 @@ def test_summary_reports_cheapest_windows_in_the_next_24_hours(amber_config, amb
     assert summary["cheapest"]["3h"] == {"start": "2026-11-23T01:00:00Z", "end": "2026-11-23T04:00:00Z",
                                          "avg_per_kwh": 4.0, "hours": 3}
     assert summary["renewables"]["now_percent"] == 40.0
+
+
+def test_large_json_is_gzipped_for_clients_that_accept_it(demo_config, app_for):
+    import gzip as gz
+
+    run_sync(demo_config)
+    client = app_for(demo_config).test_client()
+    plain = client.get("/api/prices?hours=48")
+    packed = client.get("/api/prices?hours=48", headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gz.decompress(packed.data)) == plain.get_json()
+    assert len(packed.data) * 5 < len(plain.data)

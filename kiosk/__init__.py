@@ -1,0 +1,1 @@
+"""home-energy-kiosk: the launcher that puts the dashboard on the wall screen."""

@@ -1,0 +1,82 @@
+"""Promises the repository makes about itself: documented commands, the vendored schema, samples."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from home_energy.cli import COMMANDS
+from home_energy.errors import UpstreamDataError
+from home_energy.models import price_from_payload, usage_from_payload
+from home_energy.schema import openapi_document, validate_payload
+from tests.fake_amber import SAMPLES, SHARED_AMBER
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_opens_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_cli_command_is_documented_in_the_readme(command):
+    assert f"home-energy {command}" in (ROOT / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_vendored_schema_is_ambers_document_with_its_licence():
+    assert "Apache License" in (ROOT / "home_energy" / "schema" / "LICENSE").read_text()[:300]
+    assert openapi_document()["info"]["license"]["identifier"] == "Apache-2.0"
+    shared = SHARED_AMBER / "openapi.json"
+    if shared.exists():  # beside the checkout in development and CI
+        assert json.loads(shared.read_text()) == openapi_document()
+
+
+def _sample(name):
+    data = json.loads((SAMPLES / name).read_text())
+    return data if isinstance(data, list) else [data]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.json")))
+def test_real_amber_samples_validate(name):
+    items = _sample(name)
+    endpoint = "usage" if items[0]["type"] == "Usage" else "prices"
+    assert validate_payload(endpoint, items) == items
+
+
+def test_samples_keep_units_and_signs():
+    usage = usage_from_payload("S", _sample("issue256-usage-general-5min.json")[0])
+    assert usage.cost_cents == 0.4762 and usage.kwh == 0.025  # 0.025 kWh × 19.04971 c = 0.4762 c
+    assert round(usage.kwh * usage.per_kwh, 4) == usage.cost_cents
+    feed = price_from_payload("S", _sample("issue261-current-interval-feedin-estimate.json")[0])
+    assert feed.per_kwh == -4.29694 and feed.channel == "feedIn" and feed.estimate is True
+    assert feed.renewables > 100
+    five = price_from_payload("S", _sample("issue222-current-interval-general-5min.json")[0])
+    assert (five.end - five.start, five.estimate) == (300, False)  # 23:50:01Z normalised to 23:50:00Z
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda i: i.update(perKwh="1"), "[0].perKwh: '1' is not of type 'number'"),
+        (lambda i: i.update(descriptor="cheap"), "[0].descriptor: 'cheap' is not one of"),
+        (lambda i: i.pop("estimate"), "[0]: 'estimate' is a required property"),
+        (lambda i: i.update(duration=7), "[0].duration: 7 is not one of [5, 15, 30]"),
+        (lambda i: i.update(type="Bogus"), "[0].type: 'Bogus' is not one of ActualInterval"),
+        (lambda i: i.update(startTime="soon"), "[0].startTime: 'soon' is not a 'date-time'"),
+    ],
+)
+def test_invalid_payload_is_rejected_naming_the_field(mutate, message):
+    items = _sample("issue222-current-interval-general-5min.json")
+    mutate(items[0])
+    with pytest.raises(UpstreamDataError) as info:
+        validate_payload("prices", items)
+    assert message in str(info.value)
