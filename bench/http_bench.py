@@ -17,9 +17,9 @@ from .server import Server, rss_mb
 
 PATHS = ("/api/health", "/api/current", "/api/prices", "/api/summary", "/")
 WARMUP_REQUESTS_PER_CLIENT = 40  # each of 8 clients round-robin over PATHS
-SINGLE_CLIENT_REQUESTS = 100
+SINGLE_CLIENT_REQUESTS = 300
 CONCURRENT_CLIENTS = 8
-REQUESTS_PER_CLIENT = 25  # with 8 clients: 200 requests per path
+REQUESTS_PER_CLIENT = 100  # with 8 clients: 800 requests per path
 MEMORY_RUN_REQUESTS = 10_000
 MEMORY_CHECKPOINT_REQUESTS = 2_000
 MEMORY_RUN_TIMEOUT_S = 120.0  # a slow server still ends the run in time; the count reached is reported
