@@ -36,10 +36,6 @@ SLOT = timedelta(minutes=30)
 VALID_EXAMPLES = 25
 INVALID_EXAMPLES = 40
 
-
-def _settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
 SCHEMAS = openapi_document()["components"]["schemas"]
 ENUM = {name: SCHEMAS[name]["enum"] for name in ("PriceDescriptor", "SpikeStatus", "ChannelType")}
 TARIFF = SCHEMAS["TariffInformation"]["properties"]
@@ -47,6 +43,12 @@ BASE_REQUIRED = SCHEMAS["BaseInterval"]["required"]
 USAGE_REQUIRED = next(part["required"] for part in SCHEMAS["Usage"]["allOf"] if "required" in part)
 QUALITY = next(part for part in SCHEMAS["Usage"]["allOf"] if "properties" in part)["properties"]["quality"]["enum"]
 CHANNEL_IDS = {"general": "E1", "controlledLoad": "E2", "feedIn": "B1"}
+
+
+def _settings(examples: int) -> settings:
+    """Few examples and no deadline: each one is a whole sync into a fresh cache."""
+    return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
 
 # JSON numbers as Amber sends them: any finite double, or an integer a double holds exactly.
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**53), 2**53))
