@@ -60,7 +60,8 @@ def _load_once(browser, url: str) -> PageLoad:
         failed: list[str] = []
         cdp.on("Network.requestWillBeSent", lambda e: urls.setdefault(e["requestId"], e["request"]["url"]))
         cdp.on("Network.loadingFinished", lambda e: sizes.__setitem__(e["requestId"], int(e["encodedDataLength"])))
-        cdp.on("Network.loadingFailed", lambda e: failed.append(e["requestId"]))
+        # Playwright's routing cancels the browser's own /favicon.ico fetch; a cancel is not a failure.
+        cdp.on("Network.loadingFailed", lambda e: None if e.get("canceled") else failed.append(e["requestId"]))
         # Anything not on the loopback server is refused: the page must load nothing from outside.
         page.route(lambda u: not u.startswith(url.rstrip("/")), lambda route: route.abort())
         page.goto(url, wait_until="load", timeout=LOAD_TIMEOUT_MS)
