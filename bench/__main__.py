@@ -1,0 +1,121 @@
+"""`python -m bench` (`make bench`): measure everything issue 6 names and write docs/performance.md.
+
+Datasets are seeded once per run into a temporary folder (or `--work DIR`, kept and reused with
+`--reuse`); the report is written even when targets are missed, and `--check` turns a missed
+target into exit status 1 for whoever wants a gate.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import report
+from .datasets import Dataset, measure_dataset, seed_all
+from .http_bench import PATHS, bench_server
+from .machine import describe_machine
+from .page import measure_page
+from .server import Server
+from .sync_cost import SCENARIOS, measure_sync
+from .where import break_down
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DAYS = (30, 90, 365)
+DEFAULT_OUT = ROOT / "docs" / "performance.md"
+
+
+def _days(text: str) -> tuple[int, ...]:
+    values = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    if not values or any(not 1 <= v <= 3650 for v in values):
+        raise argparse.ArgumentTypeError("a comma-separated list of day counts from 1 to 3650")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=_days, default=DEFAULT_DAYS, help="datasets to measure (default 30,90,365)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report path (default docs/performance.md)")
+    parser.add_argument("--work", type=Path, help="keep datasets and logs here instead of a temporary folder")
+    parser.add_argument("--reuse", action="store_true", help="reuse datasets already seeded under --work")
+    parser.add_argument("--skip", action="append", default=[], choices=("http", "sync", "page", "where"),
+                        help="leave out a part (repeatable)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)  # the fake upstream and the CLI are imported from the checkout
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+        return _run(args, args.work)
+    with tempfile.TemporaryDirectory(prefix="home-energy-bench-") as work:
+        return _run(args, Path(work))
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    started = time.monotonic()
+    load_average = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = describe_machine()
+    print(f"bench: {machine.cpu}, {machine.cores} cores, load {load_average}; work in {work}", flush=True)
+
+    datasets = _datasets(args, work)
+    largest = max(datasets, key=lambda d: d.days)
+    for d in datasets:
+        print(f"dataset {d.days:>3} days: {d.rows:,} rows, {d.size_bytes / 1e6:.1f} MB "
+              f"({d.bytes_per_day / 1000:.0f} KB/day), seeded in {d.seed_s:.1f} s", flush=True)
+
+    servers = []
+    if "http" not in args.skip:
+        for d in datasets:
+            print(f"server on {d.days} days:", flush=True)
+            run = bench_server(d.path, d.days, work / f"serve-{d.days}d.log", progress=lambda s: print(s, flush=True))
+            print(f"  RSS {run.rss_start_mb:.1f} → {run.rss_warm_mb:.1f} → {run.rss_after_mb:.1f} MB "
+                  f"after {run.requests_after_warmup:,} requests", flush=True)
+            servers.append(run)
+
+    syncs = []
+    if "sync" not in args.skip:
+        for d in datasets:
+            for scenario in SCENARIOS:
+                cost = measure_sync(d.path, d.days, scenario, work / "sync")
+                print(f"sync {scenario:<6} on {d.days:>3} days: median {cost.median_s:.3f} s, max {cost.max_s:.3f} s, "
+                      f"peak RSS {cost.peak_rss_mb:.1f} MB", flush=True)
+                syncs.append(cost)
+
+    page = None
+    if "page" not in args.skip:
+        with Server(largest.path, largest.days, work / "serve-page.log") as server:
+            page = measure_page(f"http://127.0.0.1:{server.port}/")
+        print(f"page: FCP {page.fcp_median_ms} ms, {page.bytes:,} bytes, {page.requests} requests", flush=True)
+
+    breakdown = ()
+    if "where" not in args.skip:
+        breakdown = tuple(break_down(largest.path, largest.days, list(PATHS)))
+
+    results = report.Results(
+        machine=machine, load_average=load_average, load_average_end=", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        datasets=tuple(datasets), servers=tuple(servers),
+        syncs=tuple(syncs), page=page, page_days=largest.days, breakdown=breakdown,
+        breakdown_days=largest.days if breakdown else None, elapsed_s=time.monotonic() - started,
+    )
+    report.write(results, args.out)
+    verdicts = report.verdicts(results)
+    missed = [v for v in verdicts if v.passed is False]
+    for v in verdicts:
+        print(f"{'PASS' if v.passed else 'FAIL' if v.passed is False else '----'}  {v.figure}: {v.measured} "
+              f"(target {v.target})")
+    print(f"wrote {args.out} in {results.elapsed_s:.0f} s: {len(missed)} of {len(verdicts)} targets missed")
+    return 1 if args.check and missed else 0
+
+
+def _datasets(args: argparse.Namespace, work: Path) -> list[Dataset]:
+    if args.reuse:
+        found = [measure_dataset(days, work / f"demo-{days}d" / "cache.sqlite", 0.0) for days in args.days
+                 if (work / f"demo-{days}d" / "cache.sqlite").exists()]
+        if len(found) == len(args.days):
+            return found
+    return seed_all(work, args.days)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
