@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 screenshots: $(STAMP)
-	$(BIN)/python -m tests.screenshots
+	$(BIN)/python tests/browser/screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -77,8 +77,9 @@ def _serve(config: Config, before_serving=None) -> int:
         return EX_UNAVAILABLE
 
     def _stop(signum, _frame):
+        # Only unwind here; closing the sockets inside the handler, while Waitress's loop may be
+        # mid-request, gives it a closed descriptor ("Bad file descriptor") to trip over.
         log.info("stopping on %s", signal.Signals(signum).name)
-        server.close()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
@@ -92,6 +93,7 @@ def _serve(config: Config, before_serving=None) -> int:
     finally:
         if cleanup:
             cleanup()
+        server.close()
     return 0
 
 

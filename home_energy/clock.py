@@ -28,7 +28,8 @@ def to_iso(value: datetime | None) -> str | None:
 
 def parse_iso(text: str) -> datetime:
     """Parse an ISO 8601 timestamp (with Z or an offset) to aware UTC."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    # RFC 3339 (what the schema's date-time format admits) allows a lowercase z.
+    value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a zone: {text!r}")
     return value.astimezone(timezone.utc)

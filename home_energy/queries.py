@@ -200,9 +200,15 @@ def _cost_dollars(conn: sqlite3.Connection, sid: str | None, first: str, last: s
     return round(row[0] / 100, 2), row[1]
 
 
+def summary_cache_key(conn: sqlite3.Connection, now: datetime) -> tuple[int | None, int | None, int]:
+    sid = site_id(conn)
+    return (_int_meta(conn, f"prices_fetched_at:{sid}"), _int_meta(conn, f"usage_newest_end:{sid}"),
+            _bucket(now))
+
+
 def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None) -> dict[str, Any]:
     sid = site_id(conn)
-    t = int(now.timestamp())
+    t = _bucket(now)  # exact for the whole bucket: every boundary it depends on is on the 5-minute grid
     today = now.astimezone(NEM_TZ).date()
     yesterday = today - timedelta(days=1)
     month_start = today.replace(day=1)

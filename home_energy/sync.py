@@ -60,6 +60,7 @@ RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: 
 FORECAST_HORIZON_H = 24
 RUN_BUDGET_S = 40.0  # optional calls stop once a run has taken this long; worst case stays < 60 s
 LOCK_WAIT_S = 10.0
+MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
 SYNC_RUNS_KEPT_DAYS = 30
 
 
@@ -184,7 +185,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     t0 = monotonic()
     previous_outcome = _last_outcome(conn)
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until"))
-    if blocked_until and started.timestamp() < blocked_until:
+    if blocked_until and started.timestamp() < blocked_until <= started.timestamp() + MAX_BLOCK_S:
         wait = int(blocked_until - started.timestamp())
         error = f"rate-limited by Amber: no calls for another {wait} s"
         _record_failure(conn, config, started, "tempfail", error, 0, upstream.rate_limit, None)
@@ -205,19 +206,39 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
 
     optional = fetched.optional_error
     outcome = "partial" if optional else "ok"
-    with db.transaction(conn):
-        rows = _write(conn, config, fetched, started)
-        retry_at = optional.retry_at_epoch if isinstance(optional, RateLimitedError) else None
-        _remember_rate_limit(conn, upstream.rate_limit, retry_at)
-        pruned = prune(conn, config.retention_days, started)
-        _insert_run(conn, config, started, outcome, str(optional) if optional else None, rows, upstream.calls,
-                    upstream.rate_limit)
-        db.set_meta(conn, "last_success_at", int(now_utc().timestamp()))
+    try:
+        with db.transaction(conn):
+            rows = _write(conn, config, fetched, started)
+            retry_at = optional.retry_at_epoch if isinstance(optional, RateLimitedError) else None
+            _remember_rate_limit(conn, upstream.rate_limit, retry_at)
+            pruned = prune(conn, config.retention_days, started)
+            _insert_run(conn, config, started, outcome, str(optional) if optional else None, rows, upstream.calls,
+                        upstream.rate_limit)
+            db.set_meta(conn, "last_success_at", int(now_utc().timestamp()))
+    except sqlite3.OperationalError as exc:
+        # Disk full, I/O error: the transaction is rolled back whole and the old data still served.
+        error = f"cannot write the cache {config.sqlite_path}: {exc}"
+        if "full" in str(exc):
+            error += ": free space on its disk"
+        _log_failure(previous_outcome, error)
+        return SyncReport("tempfail", EX_TEMPFAIL, 0, upstream.calls, error)
     if previous_outcome not in (None, "ok", "partial"):
         log.info("sync recovered: %d rows written", rows)
     if optional:
         log.warning("sync kept new prices but skipped usage: %s", optional)
     return SyncReport(outcome, 0, rows, upstream.calls, str(optional) if optional else None, pruned)
+
+
+def _convert(endpoint: str, convert, items: list[dict[str, Any]]) -> list:
+    """Build records from validated items; a value the schema admits but Python cannot read
+    (say a leap second) rejects the whole payload like any other invalid data."""
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(convert(item))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamDataError(f"Amber {endpoint} response rejected: [{index}]: {exc}") from exc
+    return out
 
 
 def _classify(exc: HomeEnergyError) -> tuple[str, int]:
@@ -258,10 +279,11 @@ def _resolve_site(conn: sqlite3.Connection, config: Config, upstream: Upstream, 
     cached = _cached_sites(conn, config)
     last = _float(db.get_meta(conn, "sites_fetched_at")) or 0
     mode_changed = db.get_meta(conn, "mode") not in (None, config.mode)
-    if cached and not mode_changed and now.timestamp() - last < SITES_EVERY_S:
+    # 0 <= age: a stamp from a clock that ran ahead must not postpone the next fetch for years.
+    if cached and not mode_changed and 0 <= now.timestamp() - last < SITES_EVERY_S:
         sites = cached
     else:
-        sites = [site_from_payload(item) for item in validate_payload("sites", upstream.sites())]
+        sites = _convert("sites", site_from_payload, validate_payload("sites", upstream.sites()))
         fetched.sites_fetched = True
     fetched.all_sites = sites
     if config.amber_site_id:
@@ -294,7 +316,8 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     resolution = 5 if site.interval_length == 5 else 30
     previous, next_ = price_window(now, resolution)
     payload = upstream.current_prices(site.id, next_=next_, previous=previous, resolution=resolution)
-    fetched.prices = [price_from_payload(site.id, item) for item in validate_payload("prices", payload)]
+    fetched.prices = _convert("prices", lambda item: price_from_payload(site.id, item),
+                              validate_payload("prices", payload))
     if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
         # Valid by the schema, but Amber always sends the current general interval: an empty or
         # partial answer would leave the display without a price now.
@@ -307,7 +330,7 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
     site = fetched.site
     assert site is not None
     last = _float(db.get_meta(conn, f"usage_fetched_at:{site.id}")) or 0
-    if now.timestamp() - last < USAGE_EVERY_S:
+    if 0 <= now.timestamp() - last < USAGE_EVERY_S:
         return
     today = now.astimezone(NEM_TZ).date()
     history_days = min(USAGE_HISTORY_DAYS, config.retention_days)
@@ -331,7 +354,7 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
             if start > end:
                 continue
             payload = upstream.usage(site.id, start, end)
-            rows = [usage_from_payload(site.id, item) for item in validate_payload("usage", payload)]
+            rows = _convert("usage", lambda item: usage_from_payload(site.id, item), validate_payload("usage", payload))
             fetched.usage.extend(rows)
             fetched.usage_fetched = True
             fetched.backfill_oldest = min(start, fetched.backfill_oldest or start)

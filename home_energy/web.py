@@ -35,7 +35,7 @@ api = Blueprint("api", __name__, url_prefix="/api")
 page = Blueprint("page", __name__)
 
 
-PRICES_CACHE_ENTRIES = 8  # a few `hours` values across a couple of 5-minute buckets
+ANSWER_CACHE_ENTRIES = 16  # prices for a few `hours` values and the summary, over two 5-minute buckets
 
 
 class BadRequest(HomeEnergyError):
@@ -43,7 +43,8 @@ class BadRequest(HomeEnergyError):
 
 
 class _AnswerCache:
-    """The last few /api/prices bodies, keyed by (fetch time, 5-minute bucket, hours).
+    """The last few /api/prices and /api/summary bodies, keyed by what they are computed from:
+    the newest fetch, the 5-minute bucket of now, and the request's own parameters.
 
     Every screen polls every 30 seconds and the answer changes only when the sync writes or a
     5-minute boundary passes, so nearly every poll is served without touching the rows.
@@ -63,7 +64,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
     app.json.sort_keys = False
     app.json.compact = True
-    app.extensions["home_energy_prices"] = _AnswerCache()
+    app.extensions["home_energy_answers"] = _AnswerCache()
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.teardown_appcontext(close_db)
@@ -196,17 +197,23 @@ def prices():
     _only("hours")
     hours = _int_arg("hours", DEFAULT_HOURS, 1, MAX_HOURS)
     conn, now = get_db(), now_utc()
+    return _cached_json(("prices", *queries.prices_cache_key(conn, now, hours)),
+                        lambda: queries.prices(conn, now, hours))
+
+
+def _cached_json(key: tuple, build):
+    """Answer from the cache when `key` was answered before, else build, encode and keep it."""
     zipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    key = (*queries.prices_cache_key(conn, now, hours), zipped)
-    cache = current_app.extensions["home_energy_prices"]
+    key = (*key, zipped)
+    cache = current_app.extensions["home_energy_answers"]
     with cache.lock:
         body = cache.answers.get(key)
     if body is None:
-        body = current_app.json.dumps(queries.prices(conn, now, hours)).encode()
+        body = current_app.json.dumps(build()).encode()
         if zipped:
             body = gzip.compress(body, compresslevel=5, mtime=0)
         with cache.lock:
-            if len(cache.answers) >= PRICES_CACHE_ENTRIES:
+            if len(cache.answers) >= ANSWER_CACHE_ENTRIES:
                 cache.answers.pop(next(iter(cache.answers)))
             cache.answers[key] = body
     response = current_app.response_class(body, mimetype="application/json")
@@ -232,7 +239,9 @@ def usage():
 @api.get("/summary")
 def summary():
     _only()
-    return jsonify(queries.summary(get_db(), now_utc(), settings().monthly_budget))
+    conn, now, budget = get_db(), now_utc(), settings().monthly_budget
+    return _cached_json(("summary", *queries.summary_cache_key(conn, now), budget),
+                        lambda: queries.summary(conn, now, budget))
 
 
 @page.get("/")

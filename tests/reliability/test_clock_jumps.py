@@ -66,9 +66,6 @@ def test_ages_are_never_negative_when_the_clock_goes_back_after_a_sync(amber_con
     assert body["usage_age_seconds"] == 11 * 3600 + 450, body
 
 
-@pytest.mark.xfail(strict=True, reason="bug: usage_fetched_at/sites_fetched_at stamped by a clock years ahead make "
-                                       "`now - last < USAGE_EVERY_S` true for years after the clock is fixed; fix in "
-                                       "the issue 6 report")
 def test_usage_is_fetched_again_once_a_clock_years_ahead_is_corrected(amber_config, amber_client, fake_amber,
                                                                       true_time_upstream):
     with freeze_time(TRUE_NOW + timedelta(days=5 * 365)):
@@ -81,9 +78,6 @@ def test_usage_is_fetched_again_once_a_clock_years_ahead_is_corrected(amber_conf
     assert fake_amber.calls("sites") > calls[1], "sites were not refreshed although they are two days old"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a 429 seen while the clock was years ahead stores rate_limit_blocked_until "
-                                       "years ahead, and every sync after the clock is fixed refuses to call Amber; fix "
-                                       "in the issue 6 report")
 def test_a_rate_limit_seen_with_the_clock_years_ahead_does_not_block_once_it_is_fixed(amber_config, amber_client,
                                                                                      fake_amber, true_time_upstream):
     with freeze_time(TRUE_NOW + timedelta(days=5 * 365)):

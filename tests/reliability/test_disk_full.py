@@ -60,9 +60,6 @@ def test_disk_full_during_a_sync_keeps_the_old_data_intact_and_served(amber_conf
         assert len(table_rows(amber_config.sqlite_path, ("prices",))["prices"]) > len(before["prices"])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: SQLite rolls back by itself on SQLITE_FULL, db.transaction's ROLLBACK "
-                                       "then raises 'cannot rollback - no transaction is active' and run_sync lets it "
-                                       "escape; fix in the issue 6 report")
 def test_disk_full_is_a_one_line_tempfail_not_an_exception(amber_config, amber_client, monkeypatch):
     with freeze_time(NOW) as frozen:
         assert run_sync(amber_config, amber_client()).exit_code == 0

@@ -292,15 +292,7 @@ TIME_VARIANTS = {
     "lowercase-z": lambda s: s.replace("Z", "z"),
     "leap-second": lambda s: s[:17] + "60Z",
 }
-CRASHES = {"lowercase-z", "leap-second"}
-
-
-@pytest.mark.parametrize("variant", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: the schema's date-time format accepts it but clock.parse_iso raises ValueError, which escapes "
-        "run_sync (a crash, a traceback from the CLI); fix in the issue 6 report"))) if name in CRASHES else name
-    for name in TIME_VARIANTS
-])
+@pytest.mark.parametrize("variant", list(TIME_VARIANTS))
 def test_a_schema_valid_time_format_never_crashes_the_sync(variant, tmp_path):
     payload = [{"type": "CurrentInterval", "channelType": "general", **_times(CURRENT_START), "perKwh": 20.0,
                 "spotPerKwh": 9.0, "renewables": 40.0, "descriptor": "low", "spikeStatus": "none", "estimate": True}]
