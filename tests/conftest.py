@@ -9,6 +9,15 @@ from home_energy.web import create_app
 from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN, FakeAmber
 
 
+@pytest.fixture(scope="session")
+def playwright():
+    """The one Playwright of the session: its sync API refuses to start a second one beside it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
 @pytest.fixture
 def make_config(tmp_path):
     def _make(**env: str):

@@ -6,18 +6,16 @@ import json
 import urllib.request
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from .fixtures import FakeApi
 from .harness import Server, launch_chromium, sync_demo
 
 
 @pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        yield chromium
-        chromium.close()
+def browser(playwright):
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture(scope="module")

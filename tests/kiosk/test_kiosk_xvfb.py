@@ -118,15 +118,14 @@ def _full_screen_window(display: str) -> list:
             if (w.width, w.height, w.x, w.y) == (SCREEN_W, SCREEN_H, 0, 0) and "home-energy" in w.title]
 
 
-def _page_state_and_best_match(devtools_port: int, url: str, display: str, tries: int = 5) -> tuple[dict, float]:
+def _page_state_and_best_match(playwright, devtools_port: int, url: str, display: str,
+                               tries: int = 5) -> tuple[dict, float]:
     """The page's title, query and viewport, and how much of the X screen matches the page's own
     screenshot: the best of a few tries, so a page still settling (fonts, a first fetch) or a
     ticking clock between the two captures does not decide the result."""
-    from playwright.sync_api import sync_playwright
-
     best = 0.0
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{devtools_port}")
+    browser = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{devtools_port}")
+    try:  # close() on a connected browser only disconnects: the kiosk's Chromium stays up
         page = next(p for c in browser.contexts for p in c.pages if p.url == url)
         state = page.evaluate("""() => ({title: document.title, search: location.search,
                                          width: window.innerWidth, height: window.innerHeight})""")
@@ -138,10 +137,12 @@ def _page_state_and_best_match(devtools_port: int, url: str, display: str, tries
             if best >= MIN_MATCHING_PIXELS:
                 break
             time.sleep(1)
+    finally:
+        browser.close()
     return state, best
 
 
-def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser_back(xvfb, tmp_path):
+def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser_back(xvfb, tmp_path, playwright):
     display = xvfb
     port, devtools_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}/"
@@ -188,7 +189,7 @@ def test_kiosk_waits_for_the_server_fills_the_screen_and_brings_a_killed_browser
             first_pids = _browser_pids(marker)
             assert len(first_pids) == 1
 
-            state, fraction = _page_state_and_best_match(devtools_port, page_url, display)
+            state, fraction = _page_state_and_best_match(playwright, devtools_port, page_url, display)
             assert state == {"title": "home-energy", "search": "?kiosk=1", "width": SCREEN_W, "height": SCREEN_H}
             # What the X screen shows is what the page renders: the dashboard, edge to edge.
             assert fraction >= MIN_MATCHING_PIXELS, f"only {fraction:.1%} of the screen matches the page"
