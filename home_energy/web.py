@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import sqlite3
 import threading
 from datetime import date, timedelta
@@ -125,16 +126,40 @@ def settings() -> Config:
     return current_app.config["HOME_ENERGY"]
 
 
+_readers = threading.local()
+
+
 def get_db() -> sqlite3.Connection:
-    if "db" not in g:
-        g.db = connect_reader(settings().sqlite_path)
-    return g.db
+    """This server thread's read-only connection, kept across requests.
+
+    Opening a connection makes SQLite parse the schema again on its first statement; keeping one
+    per Waitress thread saves that on every request. It is reopened when the file at the path is
+    a different file (the sync moved a corrupt cache aside and started anew) and after any error.
+    """
+    path = settings().sqlite_path
+    try:
+        identity = (str(path), os.stat(path).st_ino)
+    except OSError:
+        _drop_reader()
+        return connect_reader(path)  # raises the one-line "does not exist" error
+    if getattr(_readers, "identity", None) != identity:
+        _drop_reader()
+        _readers.conn = connect_reader(path)
+        _readers.identity = identity
+    g.db_used = True
+    return _readers.conn
 
 
-def close_db(_exc: BaseException | None = None) -> None:
-    conn = g.pop("db", None)
+def _drop_reader() -> None:
+    conn = getattr(_readers, "conn", None)
+    _readers.conn = _readers.identity = None
     if conn is not None:
         conn.close()
+
+
+def close_db(exc: BaseException | None = None) -> None:
+    if exc is not None and g.pop("db_used", False):
+        _drop_reader()
 
 
 @api.errorhandler(BadRequest)
@@ -144,12 +169,14 @@ def _bad_request(exc: BadRequest):
 
 @api.errorhandler(HomeEnergyError)
 def _cache_error(exc: HomeEnergyError):
+    _drop_reader()
     return jsonify(error=str(exc)), 503
 
 
 @api.errorhandler(sqlite3.DatabaseError)
 def _sqlite_error(exc: sqlite3.DatabaseError):
     log.error("cache read failed: %s", exc)
+    _drop_reader()
     return jsonify(error=f"cache cannot be read: {exc}"), 503
 
 
