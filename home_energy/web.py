@@ -1,8 +1,8 @@
 """The Flask app: the dashboard page and a read-only JSON API over the SQLite cache.
 
 It never imports the upstream client and never calls out: every answer comes from the cache,
-opened read-only per request. When the file cannot be read at all, /api/health answers 503 with
-a one-line error; every other failure of input is a 400 with a JSON error, never a 500.
+opened read-only (one connection per server thread). When the file cannot be read at all,
+/api/health answers 503 with a one-line error; bad input is a 400 with a JSON error, never a 500.
 """
 from __future__ import annotations
 
