@@ -34,6 +34,7 @@ CHROMIUM_KIOSK_FLAGS = (
     "--disable-background-networking",  # offline-first: no fetches the page did not ask for
     "--disable-component-update",  # no component downloads into each fresh profile
     "--disable-features=Translate",  # no "translate this page?" bubble
+    "--autoplay-policy=no-user-gesture-required",  # the spike chime still sounds after a reload
     PIPE_FLAG,  # DevTools on a private pipe, so the launcher notices an "Aw, Snap!" page
 )
 WAYLAND_FLAGS = ("--ozone-platform=wayland",)
