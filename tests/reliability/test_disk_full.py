@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 
-import pytest
 from freezegun import freeze_time
 
 from home_energy import db
