@@ -14,11 +14,10 @@ import sys
 from typing import Sequence
 
 from .config import Config, load_config
-from .errors import EX_CONFIG, HomeEnergyError
+from .errors import EX_CONFIG, EX_UNAVAILABLE, HomeEnergyError
 
 log = logging.getLogger("home_energy")
 
-EX_UNAVAILABLE = 69  # the port is taken by another process
 
 
 def _setup_logging(debug: bool) -> None:

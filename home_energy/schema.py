@@ -47,17 +47,22 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-@lru_cache(maxsize=None)
-def _fast_validator(component: str):
+def compile_array_validator(document: dict[str, Any], component: str):
+    """A fast validator for "a JSON array of `component`" from an OpenAPI 3.0 `document`."""
     import fastjsonschema
 
     schema = {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "type": "array",
         "items": {"$ref": f"#/components/schemas/{component}"},
-        "components": to_json_schema(openapi_document()["components"]),
+        "components": to_json_schema(document["components"]),
     }
     return fastjsonschema.compile(schema)
+
+
+@lru_cache(maxsize=None)
+def _fast_validator(component: str):
+    return compile_array_validator(openapi_document(), component)
 
 
 INTERVAL_TYPES = ("ActualInterval", "CurrentInterval", "ForecastInterval")

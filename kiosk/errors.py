@@ -6,9 +6,8 @@ and a person reading `echo $?` can tell a slow server from a broken setup.
 """
 from __future__ import annotations
 
-from home_energy.errors import EX_CONFIG, EX_TEMPFAIL, HomeEnergyError
+from home_energy.errors import EX_CONFIG, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
-EX_UNAVAILABLE = 69  # no usable browser is installed
 EX_SOFTWARE = 70  # the browser keeps dying faster than the restart budget allows
 EX_OSERR = 71  # the system refused something the kiosk needs (a pipe, a profile directory, a lock file)
 

@@ -40,14 +40,9 @@ def load_sample(name: str) -> Any:
 def _spec_validator(component: str):
     """Amber's document compiled (fastjsonschema, after OpenAPI's `nullable` is made explicit):
     the fake checks every body it sends without slowing the suite down."""
-    import fastjsonschema
+    from home_energy.schema import compile_array_validator
 
-    from home_energy.schema import to_json_schema
-
-    spec = json.loads(openapi_path().read_text())
-    schema = {"type": "array", "items": {"$ref": f"#/components/schemas/{component}"},
-              "components": to_json_schema(spec["components"])}
-    return fastjsonschema.compile(schema)
+    return compile_array_validator(json.loads(openapi_path().read_text()), component)
 
 
 _VALIDATORS: dict[str, Any] = {}
