@@ -43,9 +43,9 @@ def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(config: Config, _args: argparse.Namespace) -> int:
-    from .db import connect_writer
+    from .store import init_cache
 
-    connect_writer(config.sqlite_path).close()
+    init_cache(config.sqlite_path)
     print(f"cache ready at {config.sqlite_path}")
     return 0
 

@@ -1,131 +1,81 @@
-"""The SQLite cache: schema, migrations, connections and every write.
+"""Opening the SQLite cache and naming what went wrong with it; shared by the web and the writer.
 
 Rules it keeps:
-- WAL mode with a busy timeout, so the web's readers never block the one writer (the sync).
-- The web opens the file read-only (`mode=ro`); only `writer()` connections may write, and each
-  write is one transaction (`with transaction(conn):`), so a crash leaves the old or the new
-  state, never half of one.
-- Migrations are append-only and counted by `PRAGMA user_version`.
+- The web opens the file read-only (`mode=ro`, `query_only`): it can never change the cache.
+  Every write, migration and file move lives in `store`, which the web never imports.
+- What a SQLite failure means is decided by SQLite's own result code (`sqlite_errorcode`), never
+  by the text of its message: only SQLITE_CORRUPT and SQLITE_NOTADB say the file is damaged;
+  busy, locked, read-only, I/O and permission problems leave the file alone.
 - Times are stored as integer Unix seconds (UTC); intervals are keyed on the boundary they start
   at (Amber's startTime is one second after it).
 """
 from __future__ import annotations
 
+import os
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from .errors import CacheBusyError, CacheUnreadableError
+from .errors import (
+    CacheBusyError,
+    CacheCorruptError,
+    CachePermissionError,
+    CacheUnreadableError,
+    HomeEnergyError,
+)
 
 BUSY_TIMEOUT_MS = 5000  # a reader waits this long for a checkpoint; the sync commits in milliseconds
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema
-    """
-    CREATE TABLE sites (
-        id TEXT PRIMARY KEY,
-        nmi TEXT NOT NULL,
-        network TEXT NOT NULL,
-        status TEXT NOT NULL,
-        interval_length INTEGER NOT NULL,
-        channels TEXT NOT NULL,          -- JSON list of {identifier, type, tariff}
-        active_from TEXT,
-        closed_on TEXT,
-        fetched_at INTEGER NOT NULL
-    );
-    CREATE TABLE prices (
-        site_id TEXT NOT NULL,
-        channel TEXT NOT NULL,           -- general | controlledLoad | feedIn
-        start INTEGER NOT NULL,          -- interval boundary, Unix seconds UTC
-        end INTEGER NOT NULL,
-        duration INTEGER NOT NULL,       -- minutes: 5, 15 or 30
-        kind TEXT NOT NULL,              -- actual | current | forecast
-        per_kwh REAL NOT NULL,           -- c/kWh incl. GST, Amber's sign (feed-in negative = paid)
-        spot_per_kwh REAL NOT NULL,
-        renewables REAL NOT NULL,
-        descriptor TEXT NOT NULL,
-        spike_status TEXT NOT NULL,
-        estimate INTEGER,                -- only for the current interval
-        adv_low REAL, adv_predicted REAL, adv_high REAL,
-        range_min REAL, range_max REAL,
-        tariff TEXT,                     -- JSON tariffInformation or NULL
-        fetched_at INTEGER NOT NULL,
-        PRIMARY KEY (site_id, channel, start)
-    ) WITHOUT ROWID;
-    CREATE INDEX prices_start ON prices (start);
-    CREATE TABLE usage (
-        site_id TEXT NOT NULL,
-        channel_identifier TEXT NOT NULL,  -- meter channel, e.g. E1, B1
-        channel TEXT NOT NULL,
-        start INTEGER NOT NULL,
-        end INTEGER NOT NULL,
-        duration INTEGER NOT NULL,
-        day TEXT NOT NULL,               -- NEM date of the interval (Amber's `date`)
-        kwh REAL NOT NULL,               -- negative for generation
-        cost_cents REAL NOT NULL,        -- Amber's `cost`: cents incl. GST
-        per_kwh REAL NOT NULL,
-        quality TEXT NOT NULL,
-        fetched_at INTEGER NOT NULL,
-        PRIMARY KEY (site_id, channel_identifier, start)
-    ) WITHOUT ROWID;
-    CREATE INDEX usage_start ON usage (start);
-    CREATE TABLE daily_usage (          -- roll-up kept beyond RETENTION_DAYS
-        site_id TEXT NOT NULL,
-        day TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        kwh REAL NOT NULL,
-        cost_cents REAL NOT NULL,
-        intervals INTEGER NOT NULL,
-        PRIMARY KEY (site_id, day, channel)
-    ) WITHOUT ROWID;
-    CREATE TABLE sync_runs (
-        id INTEGER PRIMARY KEY,
-        started_at INTEGER NOT NULL,
-        finished_at INTEGER NOT NULL,
-        outcome TEXT NOT NULL,           -- ok | partial | skipped | tempfail | dataerror | configerror
-        error TEXT,
-        rows_written INTEGER NOT NULL,
-        upstream_calls INTEGER NOT NULL,
-        rate_limit_remaining INTEGER,
-        rate_limit_reset_at INTEGER,
-        mode TEXT NOT NULL
-    );
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    ) WITHOUT ROWID;
-    """,
-    # 2: usage read by site and time (the web's /api/usage); the bare start index made SQLite
-    # scan a site's whole history instead
-    """
-    DROP INDEX usage_start;
-    CREATE INDEX usage_site_start ON usage (site_id, start);
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
+# Base result codes (the low byte of an extended code) and what each means for the file.
+_CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_ACCESS_CODES = frozenset({sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+                           sqlite3.SQLITE_AUTH})
 
 
-def _configure(conn: sqlite3.Connection) -> sqlite3.Connection:
+def configure(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
 
 
-def connect_writer(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the cache for writing and bring its schema up to date."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    _configure(conn)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
-        conn.execute("PRAGMA foreign_keys = ON")
-        migrate(conn)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise _translate(exc, path) from exc
-    return conn
+def result_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code for an exception, or None when SQLite gave none."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.Error) and result_code(exc) in _CORRUPT_CODES
+
+
+def cache_error(exc: sqlite3.Error | OSError, path: Path) -> HomeEnergyError:
+    """One line naming the file and what to do, with the error kind that decides the exit code."""
+    if isinstance(exc, PermissionError):
+        return CachePermissionError(f"cache {path}: permission denied ({exc.strerror}): "
+                                    "give the service user write access to the file and its folder")
+    if isinstance(exc, OSError):
+        return CacheUnreadableError(f"cache {path}: {exc.strerror or type(exc).__name__}")
+    code = result_code(exc)
+    text = str(exc).replace("\n", " ")
+    if code in _CORRUPT_CODES:
+        return CacheCorruptError(f"cache {path} is damaged: {text}")
+    if code in _BUSY_CODES:
+        return CacheBusyError(f"cache {path} is busy: {text}: try again later")
+    if code in _ACCESS_CODES:
+        if not _writable(path):
+            return CachePermissionError(f"cache {path} cannot be opened or written ({text}): "
+                                        "check the owner and mode of the file and its folder")
+        return CacheUnreadableError(f"cache {path} cannot be opened or written right now ({text}): "
+                                    "try again later")
+    return CacheUnreadableError(f"cache {path} cannot be read: {text}")
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user may write the file (or create it) and its folder's journal files."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.R_OK | os.W_OK)
 
 
 def connect_reader(path: Path) -> sqlite3.Connection:
@@ -135,63 +85,15 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        _configure(conn)
+        configure(conn)
         conn.execute("PRAGMA query_only = ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise _translate(exc, path) from exc
+    except sqlite3.Error as exc:
+        raise cache_error(exc, path) from exc
     if version == 0:
         conn.close()
         raise CacheUnreadableError(f"cache {path} has no schema yet: run `home-energy sync`")
     return conn
-
-
-def _translate(exc: sqlite3.DatabaseError, path: Path) -> Exception:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        return CacheBusyError(f"cache {path} is busy: {text}")
-    return CacheUnreadableError(f"cache {path} cannot be read: {text}")
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this file has not seen yet, each in its own transaction."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
-        raise CacheUnreadableError(
-            f"cache schema {current} is newer than this program ({SCHEMA_VERSION}): update home-energy"
-        )
-    for number in range(current + 1, SCHEMA_VERSION + 1):
-        with transaction(conn):
-            for statement in _statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-    return SCHEMA_VERSION
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (executescript would commit behind our back)."""
-    parts, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line.split("--", 1)[0] + ("\n" if "--" in line else "")
-        if sqlite3.complete_statement(buffer):
-            parts.append(buffer.strip())
-            buffer = ""
-    return [p for p in parts if p]
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception: all or nothing."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        # SQLite has already rolled back by itself after some errors (SQLITE_FULL among them);
-        # a second ROLLBACK would then hide the real error.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
@@ -199,15 +101,6 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
-def set_meta(conn: sqlite3.Connection, key: str, value: str | int | float | None) -> None:
-    if value is None:
-        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-    else:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, str(value)),
-        )
-
-
-def check_integrity(conn: sqlite3.Connection) -> str:
-    return conn.execute("PRAGMA quick_check").fetchone()[0]
+def int_meta(conn: sqlite3.Connection, key: str) -> int | None:
+    value = get_meta(conn, key)
+    return int(value) if value is not None and value.lstrip("-").isdigit() else None

@@ -17,10 +17,12 @@ class HomeEnergyError(Exception):
     """Base of every error the project raises on purpose."""
 
     exit_code = 1
+    outcome = "tempfail"  # how a sync run that ends in this error is recorded (sync_runs.outcome)
 
 
 class ConfigError(HomeEnergyError):
     exit_code = EX_CONFIG
+    outcome = "configerror"
 
 
 class UpstreamError(HomeEnergyError):
@@ -39,19 +41,40 @@ class UpstreamAuthError(HomeEnergyError):
     """401/403/404 from Amber: the token or site id is wrong."""
 
     exit_code = EX_CONFIG
+    outcome = "configerror"
 
 
 class UpstreamDataError(HomeEnergyError):
     """A payload failed validation; it was rejected whole."""
 
     exit_code = EX_DATAERR
+    outcome = "dataerror"
 
 
 class CacheBusyError(HomeEnergyError):
+    """Another writer holds the cache, or SQLite answered busy/locked: try again later."""
+
     exit_code = EX_TEMPFAIL
 
 
 class CacheUnreadableError(HomeEnergyError):
-    """The SQLite file is missing a schema, corrupt or not a database."""
+    """The SQLite file is missing, has no schema yet, or cannot be read right now (I/O)."""
 
     exit_code = EX_TEMPFAIL
+
+
+class CacheCorruptError(CacheUnreadableError):
+    """SQLite itself says the file is damaged (SQLITE_CORRUPT, SQLITE_NOTADB) or it failed its
+    integrity check: the only case in which the writer moves the file aside."""
+
+
+class CacheTooNewError(CacheUnreadableError):
+    """The file was migrated by a newer program: a person must update home-energy."""
+
+    exit_code = EX_CONFIG
+
+
+class CachePermissionError(CacheUnreadableError):
+    """The cache file or its folder cannot be opened or written by this user."""
+
+    exit_code = EX_CONFIG

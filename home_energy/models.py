@@ -7,13 +7,18 @@ startTime is one second after the boundary) so rows key on the boundary.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from .clock import floor_to_boundary, parse_iso
+from .errors import UpstreamDataError
 
 KIND_BY_TYPE = {"ActualInterval": "actual", "CurrentInterval": "current", "ForecastInterval": "forecast"}
+# The keys Amber's TariffInformation schema names; anything else it may carry is dropped here,
+# never stored as raw JSON (an extra property may be nested arbitrarily deep).
+TARIFF_KEYS = ("block", "demandWindow", "period", "season")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,18 @@ def site_from_payload(item: dict[str, Any]) -> Site:
     )
 
 
+def _finite(value: Any) -> float:
+    """A number the cache and strict JSON can hold: NaN and infinities are invalid data."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite number: {value!r}")
+    return number
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else _finite(value)
+
+
 def _start(item: dict[str, Any]) -> int:
     return int(floor_to_boundary(parse_iso(item["startTime"])).timestamp())
 
@@ -93,7 +110,8 @@ def _end(item: dict[str, Any]) -> int:
 def price_from_payload(site_id: str, item: dict[str, Any]) -> PriceRow:
     advanced = item.get("advancedPrice") or {}
     spread = item.get("range") or {}
-    tariff = item.get("tariffInformation")
+    tariff = {k: v for k, v in (item.get("tariffInformation") or {}).items()
+              if k in TARIFF_KEYS and isinstance(v, (str, bool, int, float))}
     return PriceRow(
         site_id=site_id,
         channel=item["channelType"],
@@ -101,17 +119,17 @@ def price_from_payload(site_id: str, item: dict[str, Any]) -> PriceRow:
         end=_end(item),
         duration=int(item["duration"]),
         kind=KIND_BY_TYPE[item["type"]],
-        per_kwh=float(item["perKwh"]),
-        spot_per_kwh=float(item["spotPerKwh"]),
-        renewables=float(item["renewables"]),
+        per_kwh=_finite(item["perKwh"]),
+        spot_per_kwh=_finite(item["spotPerKwh"]),
+        renewables=_finite(item["renewables"]),
         descriptor=item["descriptor"],
         spike_status=item["spikeStatus"],
         estimate=item.get("estimate") if item["type"] == "CurrentInterval" else None,
-        adv_low=advanced.get("low"),
-        adv_predicted=advanced.get("predicted"),
-        adv_high=advanced.get("high"),
-        range_min=spread.get("min"),
-        range_max=spread.get("max"),
+        adv_low=_optional(advanced.get("low")),
+        adv_predicted=_optional(advanced.get("predicted")),
+        adv_high=_optional(advanced.get("high")),
+        range_min=_optional(spread.get("min")),
+        range_max=_optional(spread.get("max")),
         tariff=json.dumps(tariff, sort_keys=True) if tariff else None,
     )
 
@@ -125,8 +143,20 @@ def usage_from_payload(site_id: str, item: dict[str, Any]) -> UsageRow:
         end=_end(item),
         duration=int(item["duration"]),
         day=date.fromisoformat(item["date"]).isoformat(),
-        kwh=float(item["kwh"]),
-        cost_cents=float(item["cost"]),
-        per_kwh=float(item["perKwh"]),
+        kwh=_finite(item["kwh"]),
+        cost_cents=_finite(item["cost"]),
+        per_kwh=_finite(item["perKwh"]),
         quality=item["quality"],
     )
+
+
+def convert_all(endpoint: str, convert, items: list[dict[str, Any]]) -> list:
+    """Build records from validated items; a value the schema admits but Python cannot read
+    (say a leap second) rejects the whole payload like any other invalid data."""
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(convert(item))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamDataError(f"Amber {endpoint} response rejected: [{index}]: {exc}") from exc
+    return out

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from . import db
+from . import store
 from .clock import NEM_TZ, nem_day_start, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
 from .errors import ConfigError
 from .models import price_from_payload, site_from_payload, usage_from_payload
 from .schema import validate_payload
-from .sync import run_sync, save_prices, save_usage
+from .sync import run_sync
 
 
 def seed_demo(config: Config, days: int, force: bool = False) -> int:
@@ -27,7 +27,14 @@ def seed_demo(config: Config, days: int, force: bool = False) -> int:
     if days > config.retention_days:
         raise ConfigError(f"--days {days} is more than RETENTION_DAYS={config.retention_days}, which would prune "
                           f"it at once: set RETENTION_DAYS={days}")
-    conn = db.connect_writer(config.sqlite_path)
+    with store.writer_lock(config.sqlite_path):
+        written = _seed_history(config, days, force)
+    report = run_sync(config, DemoUpstream())
+    return written + report.rows_written
+
+
+def _seed_history(config: Config, days: int, force: bool) -> int:
+    conn = store.open_cache(config.sqlite_path)
     try:
         real = conn.execute("SELECT COUNT(*) FROM sites WHERE id != ?", (DEMO_SITE_ID,)).fetchone()[0]
         if real and not force:
@@ -46,13 +53,12 @@ def seed_demo(config: Config, days: int, force: bool = False) -> int:
             usage = [usage_from_payload(site.id, item)
                      for item in validate_payload("usage", upstream.usage(site.id, day, day))]
             stamp = int(now.timestamp())
-            with db.transaction(conn):
-                written += save_prices(conn, prices, stamp) + save_usage(conn, usage, stamp)
-                db.set_meta(conn, "site_id", site.id)
-                db.set_meta(conn, "mode", "demo")
-                db.set_meta(conn, "channels", json.dumps(sorted(site.channel_types)))
-                db.set_meta(conn, f"usage_backfill_oldest:{site.id}", (today - timedelta(days=days)).isoformat())
+            with store.transaction(conn):
+                written += store.save_prices(conn, prices, stamp) + store.save_usage(conn, usage, stamp)
+                store.set_meta(conn, "site_id", site.id)
+                store.set_meta(conn, "mode", "demo")
+                store.set_meta(conn, "channels", json.dumps(sorted(site.channel_types)))
+                store.set_meta(conn, f"usage_backfill_oldest:{site.id}", (today - timedelta(days=days)).isoformat())
     finally:
         conn.close()
-    report = run_sync(config, upstream)
-    return written + report.rows_written
+    return written

@@ -52,9 +52,9 @@ def test_sync_against_unreachable_amber_exits_75_without_the_token(tmp_path):
 
 
 def test_second_sync_waits_then_exits_75_while_the_first_holds_the_lock(tmp_path, monkeypatch):
-    import home_energy.sync as sync
+    import home_energy.store as store
 
-    monkeypatch.setattr(sync, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(store, "LOCK_WAIT_S", 0.5)
     lock_path = tmp_path / "cache.sqlite.lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -62,7 +62,7 @@ def test_second_sync_waits_then_exits_75_while_the_first_holds_the_lock(tmp_path
         from home_energy.config import load_config
         from home_energy.errors import CacheBusyError
 
-        with pytest.raises(CacheBusyError, match="another sync is still running"):
+        with pytest.raises(CacheBusyError, match="another writer is still using"):
             run_sync(load_config(env={"SQLITE_PATH": str(tmp_path / "cache.sqlite")}))
     finally:
         os.close(fd)

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 from freezegun import freeze_time
 
-from home_energy import db
-from home_energy.sync import prune, run_sync
+from home_energy import store
+from home_energy.store import prune
+from home_energy.sync import run_sync
 
 
 def count(config, table):
@@ -35,8 +36,8 @@ def test_clock_jumping_years_forward_prunes_nothing(demo_config):
     with freeze_time("2026-11-23T01:00:00Z"):
         run_sync(demo_config)
     prices, usage = count(demo_config, "prices"), count(demo_config, "usage")
-    conn = db.connect_writer(demo_config.sqlite_path)
-    with db.transaction(conn):
+    conn = store.open_cache(demo_config.sqlite_path)
+    with store.transaction(conn):
         removed = prune(conn, 90, datetime(2031, 1, 1, tzinfo=timezone.utc))
     conn.close()
     assert removed == 0
@@ -48,8 +49,8 @@ def test_clock_jumping_years_back_prunes_nothing_and_ages_are_not_negative(demo_
         run_sync(demo_config)
     prices = count(demo_config, "prices")
     with freeze_time("2019-01-01T00:00:00Z"):
-        conn = db.connect_writer(demo_config.sqlite_path)
-        with db.transaction(conn):
+        conn = store.open_cache(demo_config.sqlite_path)
+        with store.transaction(conn):
             assert prune(conn, 90, datetime(2019, 1, 1, tzinfo=timezone.utc)) == 0
         conn.close()
         body = app_for(demo_config).test_client().get("/api/health").get_json()

@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from home_energy.db import connect_writer
+from home_energy.store import init_cache
 from home_energy.sync import run_sync
 
 NOW = "2026-11-23T01:07:30Z"
 
 
 def test_health_goes_unknown_then_ok_then_stale(amber_config, amber_client, app_for):
-    connect_writer(amber_config.sqlite_path).close()  # an empty cache
+    init_cache(amber_config.sqlite_path)  # an empty cache
     client = app_for(amber_config).test_client()
     with freeze_time(NOW) as frozen:
         body = client.get("/api/health").get_json()

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from home_energy.db import SCHEMA_VERSION
+from home_energy.store import SCHEMA_VERSION
 from pi_harness import FakePi, git
 
 
@@ -21,7 +21,7 @@ def touch_readme(src: Path) -> None:
 
 def break_the_server_and_add_a_migration(src: Path) -> None:
     """A commit that migrates the cache, changes the dependencies, and cannot serve."""
-    with (src / "home_energy" / "db.py").open("a") as fh:
+    with (src / "home_energy" / "store.py").open("a") as fh:
         fh.write('\nMIGRATIONS = MIGRATIONS + ("CREATE TABLE update_probe (x INTEGER)",)\n'
                  "SCHEMA_VERSION = len(MIGRATIONS)\n")
     with (src / "home_energy" / "web.py").open("a") as fh:

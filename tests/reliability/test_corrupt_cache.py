@@ -60,14 +60,15 @@ def test_health_answers_503_with_one_clear_line_on_a_damaged_cache(damage, demo_
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "scribbled"])
 def test_next_sync_moves_a_damaged_cache_aside_and_rebuilds(damage, demo_config, app_for, caplog):
     bad = DAMAGE[damage](demo_config)
-    with caplog.at_level(logging.ERROR, logger="home_energy.sync"):
+    with caplog.at_level(logging.ERROR, logger="home_energy.store"):
         report = run_sync(demo_config)
     assert report.outcome == "ok" and report.rows_written > 0
     aside = list(demo_config.sqlite_path.parent.glob("cache.sqlite.corrupt-*"))
     aside_main = [p for p in aside if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside_main) == 1 and aside_main[0].read_bytes() == bad  # kept, untouched, for inspection
-    moved = [r for r in caplog.records if r.levelno == logging.ERROR and "moved it to" in r.getMessage()]
-    assert len(moved) == 1 and str(aside_main[0]) in moved[0].getMessage()
+    moved = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "moved it aside" in r.getMessage()]
+    assert len(moved) == 1 and aside_main[0].name in moved[0]
+    assert moved[0].count(str(demo_config.sqlite_path)) == 1 and "\n" not in moved[0]
     assert integrity(demo_config.sqlite_path) == "ok"
     client = app_for(demo_config).test_client()
     health = client.get("/api/health")
