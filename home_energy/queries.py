@@ -13,11 +13,13 @@ from typing import Any
 
 from .calc import Slot, age_seconds, cheapest_window, price_status
 from .clock import NEM_TZ, nem_day_start, to_iso
+from .db import get_meta, int_meta
 
 CHEAPEST_HOURS = (1, 2, 3)
 CHEAPEST_HORIZON_H = 24
 MAX_USAGE_DAYS = 93
 MAX_INTERVAL_S = 1800  # Amber's longest interval is 30 minutes
+RUN_DEADLINE_S = 120  # every sync ends within 60 s; a run `running` for longer was killed or hangs
 
 _INTERVAL_COLUMNS = (
     "start, end, duration, kind, per_kwh, spot_per_kwh, renewables, descriptor, spike_status, estimate, "
@@ -40,22 +42,12 @@ def _tariff(text: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else row[0]
-
-
-def _int_meta(conn: sqlite3.Connection, key: str) -> int | None:
-    value = _meta(conn, key)
-    return int(value) if value is not None and value.lstrip("-").isdigit() else None
-
-
 def site_id(conn: sqlite3.Connection) -> str | None:
-    return _meta(conn, "site_id")
+    return get_meta(conn, "site_id")
 
 
 def channels(conn: sqlite3.Connection) -> list[str]:
-    raw = _meta(conn, "channels")
+    raw = get_meta(conn, "channels")
     return json.loads(raw) if raw else []
 
 
@@ -109,18 +101,16 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     t = now.timestamp()
     sid = site_id(conn)
     # Kept in meta by the sync: MAX() over a year of intervals would scan every row per request.
-    newest_price = _int_meta(conn, f"prices_fetched_at:{sid}")
-    newest_usage = _int_meta(conn, f"usage_newest_end:{sid}")
-    last_ok = _int_meta(conn, "last_success_at")
-    last = conn.execute(
-        "SELECT finished_at, outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    newest_price = int_meta(conn, f"prices_fetched_at:{sid}")
+    newest_usage = int_meta(conn, f"usage_newest_end:{sid}")
+    last_ok = int_meta(conn, "last_success_at")
+    last = _last_run(conn, t)
     price_age = age_seconds(t, newest_price)
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
         "source": "live" if live else "cache",
-        "mode": mode,
+        "mode": get_meta(conn, "mode") or mode,  # what the sync recorded: the web holds no token
         "cache_age_seconds": age_seconds(t, last_ok),
         "price_age_seconds": price_age,
         "usage_age_seconds": age_seconds(t, newest_usage),
@@ -132,6 +122,19 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     }
 
 
+def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
+    """The newest finished run; a run still `running` past any sync's deadline is shown as
+    `interrupted` (it was killed or hangs), one in progress does not hide the last result."""
+    row = conn.execute("SELECT started_at, finished_at, outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+    if row is not None and row["outcome"] == "running":
+        if t - row["started_at"] > RUN_DEADLINE_S:
+            return {"finished_at": row["started_at"], "outcome": "interrupted",
+                    "error": "the sync started but did not finish"}
+        row = conn.execute("SELECT started_at, finished_at, outcome, error FROM sync_runs WHERE outcome != 'running' "
+                           "ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else dict(row)
+
+
 def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     t = int(now.timestamp())
     found = _intervals(conn, t, t + 1)
@@ -140,7 +143,7 @@ def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
 
 def prices_cache_key(conn: sqlite3.Connection, now: datetime, hours: int) -> tuple[int | None, int, int]:
     """Two requests with the same key get the same answer: same fetch, same 5-minute bucket."""
-    return _int_meta(conn, f"prices_fetched_at:{site_id(conn)}"), _bucket(now), hours
+    return int_meta(conn, f"prices_fetched_at:{site_id(conn)}"), _bucket(now), hours
 
 
 def _bucket(now: datetime) -> int:
@@ -200,9 +203,20 @@ def _cost_dollars(conn: sqlite3.Connection, sid: str | None, first: str, last: s
     return round(row[0] / 100, 2), row[1]
 
 
+def _month_total(conn: sqlite3.Connection, sid: str | None, first: date, last: date) -> dict[str, Any] | None:
+    """A NEM month's usage cost from `first` to `last`, or None before it has any (on the 1st the
+    current month has no finished day, so there is no range to answer: never from > to)."""
+    if last < first:
+        return None
+    cost, days = _cost_dollars(conn, sid, first.isoformat(), last.isoformat())
+    if cost is None:
+        return None
+    return {"from": first.isoformat(), "to": last.isoformat(), "cost_dollars": cost, "days": days}
+
+
 def summary_cache_key(conn: sqlite3.Connection, now: datetime) -> tuple[int | None, int | None, int]:
     sid = site_id(conn)
-    return (_int_meta(conn, f"prices_fetched_at:{sid}"), _int_meta(conn, f"usage_newest_end:{sid}"),
+    return (int_meta(conn, f"prices_fetched_at:{sid}"), int_meta(conn, f"usage_newest_end:{sid}"),
             _bucket(now))
 
 
@@ -211,11 +225,10 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
     t = _bucket(now)  # exact for the whole bucket: every boundary it depends on is on the 5-minute grid
     today = now.astimezone(NEM_TZ).date()
     yesterday = today - timedelta(days=1)
-    month_start = today.replace(day=1)
     yesterday_cost, _ = _cost_dollars(conn, sid, yesterday.isoformat(), yesterday.isoformat())
-    month_cost, month_days = (None, 0)
-    if yesterday >= month_start:
-        month_cost, month_days = _cost_dollars(conn, sid, month_start.isoformat(), yesterday.isoformat())
+    this_month = _month_total(conn, sid, today.replace(day=1), yesterday)
+    last_month_end = today.replace(day=1) - timedelta(days=1)
+    last_month = _month_total(conn, sid, last_month_end.replace(day=1), last_month_end)
     newest_day = conn.execute("SELECT MAX(day) FROM daily_usage WHERE site_id = ?", (sid,)).fetchone()[0]
 
     day_start = int(nem_day_start(today).timestamp())
@@ -249,10 +262,8 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
         }
     return {
         "yesterday": {"date": yesterday.isoformat(), "cost_dollars": yesterday_cost},
-        "month_to_date": {
-            "from": month_start.isoformat(), "to": yesterday.isoformat(), "cost_dollars": month_cost,
-            "days": month_days,
-        },
+        "month_to_date": this_month,
+        "last_month": last_month,
         "usage_through": newest_day,
         "monthly_budget_dollars": monthly_budget,
         "renewables": {

@@ -1,0 +1,164 @@
+"""The one-writer rule and the store's policies: what the web may import, when a file is moved
+aside (only when SQLite says it is damaged), and how often the integrity check runs."""
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from home_energy import store
+from home_energy.errors import CacheBusyError
+from home_energy.sync import run_sync
+
+PACKAGE = Path(__file__).resolve().parents[1] / "home_energy"
+# The web must never reach the upstream client, the sync, the writer or an HTTP client.
+FORBIDDEN = {"home_energy.amber", "home_energy.sync", "home_energy.store", "home_energy.seed",
+             "home_energy.scheduler", "home_energy.demo", "home_energy.schema", "home_energy.collector",
+             "home_energy.sources", "requests", "urllib3", "fastjsonschema", "openapi_schema_validator"}
+NOW = "2026-11-23T01:07:30Z"
+KILLED_AT = 1795482000  # 2026-11-24T01:00:00Z, during the day the test moves through
+
+
+def _imports(module: str) -> set[str]:
+    """Every module `module` imports anywhere in its body (function-level imports included)."""
+    path = PACKAGE / (module.split(".", 1)[1].replace(".", "/") + ".py")
+    if not path.exists():
+        path = path.with_suffix("") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = module.rsplit(".", node.level)[0] if path.name != "__init__.py" else module
+                base = f"{parent}.{base}" if base else parent
+                found.update(f"{base}.{alias.name}" for alias in node.names
+                             if (PACKAGE.parent / f"{base}.{alias.name}".replace(".", "/")).with_suffix(".py").exists())
+            found.add(base)
+    return found
+
+
+def test_the_web_never_imports_the_upstream_client_the_sync_or_the_writer():
+    seen, todo = set(), ["home_energy.web"]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        todo.extend(m for m in _imports(module) if m.startswith("home_energy."))
+    reached = {m for m in seen | {i for s in seen for i in _imports(s)}
+               if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)}
+    assert "home_energy.queries" in seen and "home_energy.db" in seen  # the walk itself works
+    assert reached == set()
+
+
+def test_a_served_request_loads_none_of_the_writers_modules(tmp_path):
+    code = (
+        "import sys\n"
+        "from home_energy.config import load_config\n"
+        "from home_energy.web import create_app\n"
+        f"client = create_app(load_config(env={{'SQLITE_PATH': {str(tmp_path / 'c.sqlite')!r}}})).test_client()\n"
+        "for path in ('/', '/api/health', '/api/current', '/api/prices', '/api/summary', '/api/usage'):\n"
+        "    client.get(path)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=PACKAGE.parent).stdout.split())
+    assert "home_energy.web" in loaded
+    assert {m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)} == set()
+
+
+def test_a_locked_cache_is_a_tempfail_and_is_left_untouched(demo_config, monkeypatch):
+    assert run_sync(demo_config).exit_code == 0
+    before = demo_config.sqlite_path.read_bytes()
+    holder = sqlite3.connect(demo_config.sqlite_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr("home_energy.db.BUSY_TIMEOUT_MS", 100)
+    try:
+        with pytest.raises(CacheBusyError) as caught:
+            run_sync(demo_config)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert caught.value.exit_code == 75 and str(demo_config.sqlite_path) in str(caught.value)
+    assert list(demo_config.sqlite_path.parent.glob("*.corrupt-*")) == []
+    assert demo_config.sqlite_path.read_bytes() == before
+
+
+def test_an_unwritable_cache_folder_is_exit_78_with_one_line_and_no_traceback(tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    env = {**os.environ, "SQLITE_PATH": str(folder / "cache.sqlite")}
+    env.pop("AMBER_TOKEN", None)
+    command = [sys.executable, "-m", "home_energy.cli", "sync"]
+    if os.geteuid() == 0:
+        # root may write anywhere: run as nobody, with the folder left owned by root.
+        tmp_path.chmod(0o755)
+        folder.chmod(0o755)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(folder / "cache.sqlite") in lines[0] and "Traceback" not in result.stderr
+
+
+def test_at_most_three_damaged_files_are_kept(demo_config, caplog):
+    for n in range(5):
+        demo_config.sqlite_path.write_bytes(b"not a database " * 100)
+        with freeze_time(f"2026-11-23T01:0{n}:00Z"), caplog.at_level(logging.ERROR, logger="home_energy.store"):
+            assert run_sync(demo_config).exit_code == 0
+    aside = sorted(p.name for p in demo_config.sqlite_path.parent.glob("cache.sqlite.corrupt-*")
+                   if not p.name.endswith(("-wal", "-shm")))
+    assert aside == [f"cache.sqlite.corrupt-20261123T010{n}00Z" for n in (2, 3, 4)]
+    assert len([r for r in caplog.records if "moved it aside" in r.getMessage()]) == 5
+
+
+def _checks(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT value FROM meta WHERE key = 'integrity_checked_at'")]
+    finally:
+        conn.close()
+
+
+def test_the_integrity_check_runs_daily_and_after_an_interrupted_run(demo_config):
+    with freeze_time(NOW) as frozen:
+        run_sync(demo_config)
+        first = _checks(demo_config.sqlite_path)
+        frozen.tick(timedelta(hours=6))
+        run_sync(demo_config)
+        assert _checks(demo_config.sqlite_path) == first  # not again within a day
+        frozen.tick(timedelta(hours=19))
+        run_sync(demo_config)
+        second = _checks(demo_config.sqlite_path)
+        assert second != first
+        # A run killed after it was recorded as started: the next one checks the file again.
+        conn = sqlite3.connect(demo_config.sqlite_path)
+        conn.execute("INSERT INTO sync_runs (started_at, finished_at, outcome, rows_written, upstream_calls, mode) "
+                     "VALUES (?, ?, 'running', 0, 0, 'demo')", (KILLED_AT, KILLED_AT))
+        conn.commit()
+        conn.close()
+        frozen.tick(timedelta(minutes=5))
+        run_sync(demo_config)
+        assert _checks(demo_config.sqlite_path) != second
+        conn = sqlite3.connect(demo_config.sqlite_path)
+        assert conn.execute("SELECT outcome FROM sync_runs WHERE started_at = ?", (KILLED_AT,)).fetchone()[0] == "interrupted"
+        conn.close()
+
+
+def test_migrations_are_safe_to_run_twice(tmp_path):
+    conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
+    for _ in range(2):
+        for script in store.MIGRATIONS:
+            for statement in store._statements(script):
+                conn.execute(statement)
+    conn.close()
