@@ -34,4 +34,13 @@ def start_scheduler(config: Config) -> Callable[[], None]:
     scheduler.add_job(job, "cron", minute="*/5", second=SECONDS_AFTER_BOUNDARY, jitter=JITTER_S, id="sync")
     scheduler.add_job(job, id="sync-now")
     scheduler.start()
-    return lambda: scheduler.shutdown(wait=False)
+
+    def stop() -> None:
+        # End a sync in flight at once (its calls fail fast and it records itself), so SIGTERM
+        # ends the process within seconds even mid-sync.
+        from .amber import abort_all
+
+        scheduler.shutdown(wait=False)
+        abort_all()
+
+    return stop

@@ -61,7 +61,7 @@ USAGE_CHUNK_DAYS = 7  # /usage rejects longer ranges with 422
 BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at most 5 calls a run
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
 FORECAST_HORIZON_H = 24
-RUN_BUDGET_S = 40.0  # optional calls stop once a run has taken this long; worst case stays < 60 s
+RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
 MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
@@ -162,9 +162,13 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
 
     fetched = _Fetched()
     try:
-        fetched.site = _resolve_site(conn, config, upstream, fetched, started)
-        _fetch_prices(upstream, fetched, started)
-        _fetch_usage(conn, config, upstream, fetched, started, t0)
+        try:
+            fetched.site = _resolve_site(conn, config, upstream, fetched, started)
+            _fetch_prices(upstream, fetched, started)
+            _fetch_usage(conn, config, upstream, fetched, started, t0)
+        except (RecursionError, OverflowError, ValueError, TypeError, KeyError) as exc:
+            # Whatever a payload the checks let through still trips on is invalid data, never a traceback.
+            raise UpstreamDataError(f"Amber sent data this program cannot use: {type(exc).__name__}") from exc
     except HomeEnergyError as exc:
         outcome, code = exc.outcome, exc.exit_code
         meta = _rate_limit_meta(upstream.rate_limit, exc)

@@ -52,13 +52,13 @@ def build_cache_one_migration_behind(path: Path) -> None:
 def test_two_init_db_and_two_syncs_started_together_keep_the_cache(tmp_path):
     template = tmp_path / "template.sqlite"
     build_cache_one_migration_behind(template)
-    pinned = ["faketime", NOW.strftime("%Y-%m-%d %H:%M:%S")]
+    pinned = ["faketime", "-f", NOW.strftime("@%Y-%m-%d %H:%M:%S")]
     for trial in range(TRIALS):
         folder = tmp_path / f"trial{trial}"
         folder.mkdir()
         cache = folder / "cache.sqlite"
         shutil.copyfile(template, cache)
-        env = cli_env(cache, TZ="UTC")
+        env = cli_env(cache, TZ="UTC", FAKETIME_DONT_FAKE_MONOTONIC="1")
         children = [subprocess.Popen([*pinned, sys.executable, "-m", "home_energy.cli", *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                     for args in WRITERS]
