@@ -19,14 +19,15 @@ A hostile or broken upstream costs one sync, never more:
 from __future__ import annotations
 
 import json
+import math
 import logging
 import re
 import socket
 import threading
 import zlib
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -37,7 +38,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from .clock import monotonic, now_utc
+from .clock import NEM_TZ, monotonic, nem_day_start, now_utc
 from .config import Secret
 from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError
 
@@ -47,6 +48,7 @@ CONNECT_TIMEOUT_S = 5.0  # a LAN/DNS failure shows within seconds
 READ_TIMEOUT_S = 20.0  # Amber answers in well under a second; 20 s only rides out a slow link
 RUN_BUDGET_S = 40.0  # all calls of one client (one sync run) together: with start-up and writing, a run ends within 60 s
 RATE_LIMIT_FALLBACK_S = 300  # Amber's 429 has no Retry-After; its window is 5 minutes
+FORECAST_HORIZON_H = 24
 MAX_INTERVALS_PER_CALL = 2048  # /prices/current rejects next + previous above this with 422
 USER_AGENT = "home-energy kitchen display"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # after decompression; the largest real answer (2,048 intervals) is ~1.5 MB
@@ -62,6 +64,31 @@ _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 class RateLimit:
     remaining: int | None
     reset_at: float | None  # Unix seconds when the window resets
+
+
+class Upstream(Protocol):
+    """What the sync needs from Amber, or from anything that answers like it (the demo)."""
+
+    calls: int
+    rate_limit: RateLimit | None
+
+    def sites(self) -> Any: ...
+    def current_prices(self, site_id: str, *, next_: int, previous: int, resolution: int) -> Any: ...
+    def usage(self, site_id: str, start: date, end: date) -> Any: ...
+    def close(self) -> None: ...
+
+
+def price_window(now: datetime, resolution: int) -> tuple[int, int]:
+    """(previous, next) so one /prices/current call holds today's actuals and >= 24 h ahead.
+
+    On a 5-minute site the far forecasts are 30-minute ones, so counting every forecast as 5
+    minutes over-covers the horizon rather than falling short of it.
+    """
+    day_start = nem_day_start(now.astimezone(NEM_TZ).date())
+    elapsed_min = (now - day_start).total_seconds() / 60
+    previous = math.ceil(elapsed_min / resolution) + 1
+    next_ = FORECAST_HORIZON_H * 60 // resolution
+    return previous, next_
 
 
 def _retry() -> Retry:

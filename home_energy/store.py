@@ -482,7 +482,8 @@ def save_usage(conn: sqlite3.Connection, usage: Iterable[UsageRow], fetched_at: 
 
 
 def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
-    """Delete interval rows older than the retention, measured from min(now, newest data)."""
+    """Delete interval rows older than the retention, measured from min(now, newest data), so a
+    Pi that boots with a clock years ahead never empties its own cache."""
     newest = conn.execute("SELECT MAX(start) FROM prices").fetchone()[0]
     reference = int(now.timestamp())
     if newest is not None:

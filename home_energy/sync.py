@@ -12,38 +12,28 @@ Order of a run:
    records the run and prunes old rows.
 A failure in step 3/4 of the price call writes nothing but the run record. A failure of the
 optional usage/sites calls after good prices keeps the prices and records outcome `partial`.
-
-Pruning is relative to the newest data as well as the wall clock, so a Pi that boots with a
-clock years ahead never empties its own cache.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from . import db, store
-from .amber import AmberClient, RateLimit
-from .clock import NEM_TZ, monotonic, nem_day_start, now_utc
+from .amber import AmberClient, RateLimit, Upstream, price_window
+from .clock import NEM_TZ, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
-from .errors import (
-    EX_TEMPFAIL,
-    CacheCorruptError,
-    ConfigError,
-    HomeEnergyError,
-    RateLimitedError,
-    UpstreamDataError,
-    UpstreamError,
-)
+from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError
+from .errors import UpstreamDataError, UpstreamError
 from .models import (
     PriceRow,
     Site,
     UsageRow,
+    choose_site,
     convert_all,
     price_from_payload,
     site_from_payload,
@@ -60,21 +50,10 @@ USAGE_HISTORY_DAYS = 90  # Amber keeps about 90 days of usage
 USAGE_CHUNK_DAYS = 7  # /usage rejects longer ranges with 422
 BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at most 5 calls a run
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
-FORECAST_HORIZON_H = 24
 RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
 MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
-
-
-class Upstream(Protocol):
-    calls: int
-    rate_limit: RateLimit | None
-
-    def sites(self) -> Any: ...
-    def current_prices(self, site_id: str, *, next_: int, previous: int, resolution: int) -> Any: ...
-    def usage(self, site_id: str, start: date, end: date) -> Any: ...
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -90,11 +69,9 @@ class SyncReport:
 @dataclass
 class _Fetched:
     site: Site | None = None
-    all_sites: list[Site] = field(default_factory=list)
-    sites_fetched: bool = False
+    all_sites: list[Site] | None = None  # None: /sites not called this run
     prices: list[PriceRow] = field(default_factory=list)
-    usage: list[UsageRow] = field(default_factory=list)
-    usage_fetched: bool = False
+    usage: list[UsageRow] | None = None  # None: /usage not called (or it failed) this run
     optional_error: HomeEnergyError | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # scheduling state the store writes with the data
 
@@ -103,19 +80,6 @@ def make_upstream(config: Config) -> Upstream:
     if config.amber_token:
         return AmberClient(config.amber_api_url, config.amber_token)
     return DemoUpstream()
-
-
-def price_window(now: datetime, resolution: int) -> tuple[int, int]:
-    """(previous, next) so one /prices/current call holds today's actuals and >= 24 h ahead.
-
-    On a 5-minute site the far forecasts are 30-minute ones, so counting every forecast as 5
-    minutes over-covers the horizon rather than falling short of it.
-    """
-    day_start = nem_day_start(now.astimezone(NEM_TZ).date())
-    elapsed_min = (now - day_start).total_seconds() / 60
-    previous = math.ceil(elapsed_min / resolution) + 1
-    next_ = FORECAST_HORIZON_H * 60 // resolution
-    return previous, next_
 
 
 def run_sync(config: Config, upstream: Upstream | None = None) -> SyncReport:
@@ -152,16 +116,12 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     t0 = monotonic()
     previous_outcome = store.last_outcome(conn)
     run_id = store.start_run(conn, config.mode)
-    blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until"))
-    if blocked_until and started.timestamp() < blocked_until <= started.timestamp() + MAX_BLOCK_S:
-        wait = int(blocked_until - started.timestamp())
-        error = f"rate-limited by Amber: no calls for another {wait} s"
-        store.record_failure(conn, run_id, _record("tempfail", error, upstream))
-        _log_failure(previous_outcome, error)
-        return SyncReport("tempfail", EX_TEMPFAIL, 0, 0, error)
-
+    blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
     fetched = _Fetched()
     try:
+        if started.timestamp() < blocked_until <= started.timestamp() + MAX_BLOCK_S:
+            wait_s = int(blocked_until - started.timestamp())
+            raise UpstreamError(f"rate-limited by Amber: no calls for another {wait_s} s")
         try:
             fetched.site = _resolve_site(conn, config, upstream, fetched, started)
             _fetch_prices(upstream, fetched, started)
@@ -181,8 +141,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     site = fetched.site
     plan = store.SyncWrite(
         mode=config.mode, site=site, prices=fetched.prices,
-        all_sites=fetched.all_sites if fetched.sites_fetched else None,
-        usage=fetched.usage if fetched.usage_fetched else None,
+        all_sites=fetched.all_sites, usage=fetched.usage,
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
@@ -249,22 +208,9 @@ def _resolve_site(conn: sqlite3.Connection, config: Config, upstream: Upstream, 
     mode_changed = db.get_meta(conn, "mode") not in (None, config.mode)
     # 0 <= age: a stamp from a clock that ran ahead must not postpone the next fetch for years.
     if cached and not mode_changed and 0 <= now.timestamp() - last < SITES_EVERY_S:
-        sites = cached
-    else:
-        sites = convert_all("sites", site_from_payload, validate_payload("sites", upstream.sites()))
-        fetched.sites_fetched = True
-    fetched.all_sites = sites
-    if config.amber_site_id:
-        chosen = [s for s in sites if s.id == config.amber_site_id]
-        if not chosen:
-            known = ", ".join(f"{s.id} ({s.status})" for s in sites) or "none"
-            raise ConfigError(f"AMBER_SITE_ID {config.amber_site_id} is not one of this account's sites: {known}")
-        return chosen[0]
-    active = [s for s in sites if s.status == "active"]
-    if len(active) != 1:
-        listed = ", ".join(f"{s.id} (NMI {s.nmi})" for s in active) or "none"
-        raise ConfigError(f"set AMBER_SITE_ID: this account has {len(active)} active sites: {listed}")
-    return active[0]
+        return choose_site(cached, config.amber_site_id)
+    fetched.all_sites = convert_all("sites", site_from_payload, validate_payload("sites", upstream.sites()))
+    return choose_site(fetched.all_sites, config.amber_site_id)
 
 
 def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
@@ -278,7 +224,8 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
         # Valid by the schema, but Amber always sends the current general interval: an empty or
         # partial answer would leave the display without a price now.
-        raise UpstreamDataError(f"Amber prices response has no current general interval ({len(fetched.prices)} intervals)")
+        count = len(fetched.prices)
+        raise UpstreamDataError(f"Amber prices response has no current general interval ({count} intervals)")
 
 
 def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, fetched: _Fetched,
@@ -305,15 +252,14 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
             if number and not _may_spend(upstream, t0):
                 break
             payload = upstream.usage(site.id, start, end)
-            rows = convert_all("usage", lambda item: usage_from_payload(site.id, item), validate_payload("usage", payload))
-            fetched.usage.extend(rows)
-            fetched.usage_fetched = True
+            items = validate_payload("usage", payload)
+            fetched.usage = (fetched.usage or []) + convert_all("usage", lambda i: usage_from_payload(site.id, i), items)
             oldest = db.get_meta(conn, f"usage_backfill_oldest:{site.id}")
             if oldest is None or start.isoformat() < oldest:
                 fetched.meta[f"usage_backfill_oldest:{site.id}"] = start.isoformat()
     except (UpstreamError, UpstreamDataError) as exc:
         fetched.optional_error = exc
-        fetched.usage, fetched.usage_fetched = [], False
+        fetched.usage = None
         wait = min(USAGE_BACKOFF_FIRST_S * 2 ** failures, USAGE_BACKOFF_MAX_S)
         fetched.meta.update({f"usage_failures:{site.id}": failures + 1, f"usage_retry_at:{site.id}": int(t + wait)})
         fetched.meta.pop(f"usage_backfill_oldest:{site.id}", None)
