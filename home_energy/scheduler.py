@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from .clock import now_utc
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ def start_scheduler(config: Config) -> Callable[[], None]:
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
                                                                   "misfire_grace_time": 120})
-    scheduler.add_job(job, "cron", minute="*/5", second=SECONDS_AFTER_BOUNDARY, jitter=JITTER_S, id="sync")
-    scheduler.add_job(job, id="sync-now")
+    # One job, first run at once: with max_instances=1 a slow sync is never joined by a second.
+    scheduler.add_job(job, "cron", minute="*/5", second=SECONDS_AFTER_BOUNDARY, jitter=JITTER_S, id="sync",
+                      next_run_time=now_utc())
     scheduler.start()
 
     def stop() -> None:

@@ -198,3 +198,40 @@ def test_every_hostile_upstream_costs_one_sync_and_nothing_else(tmp_path):
             assert TOKEN not in json.dumps(body) and "hunter2" not in json.dumps(body), (name, path)
         health = _strict(client.get("/api/health").get_data(as_text=True))
         assert health["last_sync"]["outcome"] == expected_outcome, (name, health["last_sync"])
+
+
+def test_sigterm_ends_home_energy_run_within_10_s_even_mid_sync(tmp_path):
+    """A sync stuck on a trickling upstream must not keep `home-energy run` alive after SIGTERM."""
+    from tests.reliability.helpers import free_port
+
+    started_trickle = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        started_trickle.set()
+        _trickle(conn, b"HTTP/1.1 200 OK\r\n" * 100)
+
+    server = _serve(trickle, json.dumps([site()]).encode())
+    port = free_port()
+    env = cli_env(tmp_path / "cache.sqlite", AMBER_TOKEN=TOKEN, PORT=str(port),
+                  AMBER_API_URL=f"http://127.0.0.1:{server.server_address[1]}/v1")
+    log = tmp_path / "run.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "home_energy.cli", "run"], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        try:
+            assert started_trickle.wait(30), log.read_text()  # the sync is now inside a trickled call
+            time.sleep(1)
+            stopped = time.monotonic()
+            proc.terminate()
+            code = proc.wait(timeout=20)
+            assert time.monotonic() - stopped <= 10, log.read_text()
+            assert code == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in log.read_text()
