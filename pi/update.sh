@@ -290,7 +290,6 @@ resume_interrupted() {
       STATE="applying"
       sctl stop "$TIMER" "$SYNC" || true
       git reset --hard --quiet "$NEW" || rollback "git could not move to $NEW"
-      checkpoint resumed
       finish_apply
       ;;
     rolling-back)

@@ -305,3 +305,24 @@ def test_an_update_killed_at_any_point_is_finished_by_the_next_run(fake_pi: Fake
     assert fake_pi.health()["version"] == new
     assert "systemctl start home-energy-sync-cache.timer" in calls(fake_pi)
     assert not state_file(fake_pi).exists()
+
+
+def test_a_rollback_that_was_killed_is_carried_out_by_the_next_run(fake_pi: FakePi):
+    old = start_installed_version(fake_pi)
+    fake_pi.env["HEALTH_TIMEOUT_S"] = "10"
+    broken = fake_pi.push_commit("A build that cannot serve", break_the_server_and_add_a_migration)
+    fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"] = "rolling-back"
+    killed = fake_pi.update()
+    assert killed.returncode == 128 + signal.SIGKILL, killed.stdout + killed.stderr
+    assert "PHASE=rolling-back" in state_file(fake_pi).read_text()
+    del fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"]
+    result = fake_pi.update()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "an earlier update stopped while rolling-back" in result.stdout
+    assert "FAILED, rolled back to the previous version" in result.stdout
+    assert fake_pi.head() == old
+    assert fake_pi.wait_for_version(old)["version"] == old
+    assert schema_version(fake_pi.cache) == SCHEMA_VERSION
+    assert not state_file(fake_pi).exists()
+    again = fake_pi.update()
+    assert again.returncode == 2 and f"origin/main is {broken}, which was rolled back" in again.stdout
