@@ -9,7 +9,8 @@ a crash and a power cut heal, and `pi/update.sh` cannot strand the display, even
 
 The namespace shares the machine's network: the dashboard listens on a free port chosen here (set
 in the env file, which also proves update.sh reads it) and is probed from outside. The tests in
-this module run in order on one booted system and each leaves it healthy.
+this module run in order on one booted system and each leaves it healthy. The Pi clones the
+committed HEAD of this checkout: commit before running it.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,6 +88,9 @@ def _why_not_possible() -> str | None:
         return "needs root to boot systemd in a namespace"
     if not Path("/lib/systemd/systemd").exists() or not shutil.which("unshare"):
         return "needs systemd and unshare installed"
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "-q", "HEAD"],
+                      capture_output=True).returncode != 0:
+        return "the project is not a git checkout (the Pi clones its HEAD)"
     probe = subprocess.run(["unshare", "--pid", "--fork", "--mount", "true"], capture_output=True, text=True,
                            timeout=30)
     if probe.returncode != 0:
