@@ -100,6 +100,15 @@ def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
     return _serve(config)
 
 
+def cmd_config(config: Config, _args: argparse.Namespace) -> int:
+    # Where a local client reaches the dashboard: a wildcard listen address means loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    print(f"http://{host}:{config.port}/api/health")
+    return 0
+
+
 def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     from .scheduler import start_scheduler
 
@@ -111,6 +120,7 @@ COMMANDS = {
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
+    "config": (cmd_config, "print a setting as the units see it (the env file under the environment)"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
 }
 
@@ -124,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands["seed-demo"]
     seed.add_argument("--days", type=_days, default=30, help="days of history, 1-3650 (default 30)")
     seed.add_argument("--force", action="store_true", help="seed even a cache that holds real Amber data")
+    commands["config"].add_argument("--health-url", action="store_true", required=True,
+                                    help="the dashboard's health URL for a client on this machine")
     return parser
 
 

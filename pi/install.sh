@@ -10,8 +10,9 @@ readonly ENV_FILE=/etc/home-energy-analysis/dashboard.env
 readonly UNIT_DIR=/etc/systemd/system
 # The checkout path written in pi/systemd/*; replaced by this checkout's real path on install.
 readonly UNIT_CHECKOUT=/opt/home-energy-analysis
-readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer)
-readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer)
+readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer
+  home-energy-meter.service)
+readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home-energy-meter.service)
 readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -183,6 +184,15 @@ install_dirs_and_env() {
       run chmod o-rwx "$dest"
       changed
     fi
+    # The service user reads it too (pi/update.sh asks the program for the dashboard's address).
+    if [[ -z "$ROOT" ]] && ! has_mode_and_owner "$dest" "$(stat -c %a "$dest")" root "$SERVICE_USER"; then
+      run chown "root:$SERVICE_USER" "$dest"
+      changed
+    fi
+    if [[ -z "$(find "$dest" -maxdepth 0 -perm -g=r)" ]]; then
+      run chmod g+r "$dest"
+      changed
+    fi
   else
     put_file "$CHECKOUT/pi/dashboard.env.example" "$dest" 0640 root "$SERVICE_USER"
   fi
@@ -230,7 +240,7 @@ install_units() {
   fi
   if (( UNITS_CHANGED )); then run systemctl daemon-reload; fi
   run systemctl enable --now "${ENABLE[@]}"
-  if (( UNITS_CHANGED )); then run systemctl try-restart home-energy-dashboard.service; fi
+  if (( UNITS_CHANGED )); then run systemctl try-restart home-energy-dashboard.service home-energy-meter.service; fi
   # Fill the cache now rather than at the next 5-minute boundary.
   if (( ! UNITS_ONLY )); then run systemctl start --no-block home-energy-sync-cache.service; fi
 }

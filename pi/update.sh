@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Update this Pi's checkout to origin/main, check that the dashboard comes back healthy with the
 # new version, and put the previous version back by itself when it does not.
-#
-# Run it over SSH from the checkout as the user who owns it: ./pi/update.sh
-# It re-runs itself detached (setsid, output to a log) so a dropped connection cannot leave a
-# half-applied update; this terminal only follows the log.
-#
-# Exit codes: 0 updated and healthy, or already up to date; 1 the update failed health and was
-# rolled back, the previous version is healthy; 2 refused or could not start, nothing changed;
-# 3 the update failed and the rolled-back version is not healthy either: a person must look.
+# Run it over SSH from the checkout as the user who owns it: ./pi/update.sh. It re-runs itself
+# detached (setsid, output to a log) so a dropped connection cannot leave a half-applied update.
+# Each phase is written to a state file first, so a run that is killed (power cut, kill -9) is
+# finished or rolled back by the next run; a rolled-back commit is not applied again until origin
+# moves past it (or --retry).
+# Exit codes: 0 updated and healthy, or already up to date and running; 1 the update failed health
+# and was rolled back, the previous version is healthy; 2 refused, the checkout was not changed;
+# 3 the update failed and the rolled-back version is not healthy either, or the running version
+# could not be made healthy: a person must look.
 set -euo pipefail
 
 readonly BRANCH=main
@@ -16,17 +17,21 @@ readonly REMOTE=origin
 readonly DASHBOARD=home-energy-dashboard.service
 readonly SYNC=home-energy-sync-cache.service
 readonly TIMER=home-energy-sync-cache.timer
+readonly METER=home-energy-meter.service
 readonly SERVICE_USER=homeenergy
 readonly STATE_DIR=/var/lib/home-energy-analysis
 # The services' env file (the program itself reads HOME_ENERGY_ENV_FILE the same way).
 readonly ENV_FILE="${HOME_ENERGY_ENV_FILE:-/etc/home-energy-analysis/dashboard.env}"
-readonly HEALTH_URL="${HEALTH_URL:-http://localhost:5050/api/health}"
+# The dashboard's address comes from the program reading that env file (resolve_health_url).
+HEALTH_URL="${HEALTH_URL:-}"
 # A Pi 5 restarts the dashboard in a few seconds; a minute covers a slow first import after pip.
 readonly HEALTH_TIMEOUT_S="${HEALTH_TIMEOUT_S:-60}"
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 readonly CHECKOUT
 readonly SELF="$CHECKOUT/pi/update.sh"
+# Tests only: kill -9 this worker at a named point (see checkpoint), as a power cut would.
+readonly KILL_AT="${HOME_ENERGY_UPDATE_KILL_AT:-}"
 
 # State of the run, read by the status block and the rollback.
 OLD=""
@@ -41,6 +46,11 @@ SYNC_NOTE=""
 TIMER_PAUSED=0
 LAST_HEALTH="(not checked)"
 LOG=""
+PHASE=""
+RETRY=0
+REASON=""
+STATE_FILE=""     # .git/home-energy-update.state: the phase of the update in progress
+REJECTED_FILE=""  # .git/home-energy-update.rolled-back: the last commit that was rolled back
 
 say() { printf '%s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
@@ -54,12 +64,16 @@ refuse() {
 
 usage() {
   cat <<EOF
-usage: ./pi/update.sh [--foreground]
+usage: ./pi/update.sh [--foreground] [--retry]
 
 Fast-forwards $CHECKOUT to $REMOTE/$BRANCH, restarts the services, runs one sync and waits up to
-${HEALTH_TIMEOUT_S}s for $HEALTH_URL to report the new commit; otherwise rolls back.
+${HEALTH_TIMEOUT_S}s for the dashboard's /api/health to report the new commit; otherwise rolls back.
+Finishes or rolls back an update that was interrupted; when already up to date, makes sure the
+running version is this commit and the dashboard and sync timer are running.
 Runs detached with its output in the log (see docs/deploy.md); --foreground runs it here.
-Environment: HEALTH_URL, HEALTH_TIMEOUT_S, SQLITE_PATH (else read from $ENV_FILE).
+--retry applies $REMOTE/$BRANCH even if that very commit was rolled back before.
+Environment: HEALTH_URL (else \`home-energy config --health-url\` with $ENV_FILE),
+HEALTH_TIMEOUT_S, SQLITE_PATH (else read from $ENV_FILE).
 EOF
 }
 
@@ -136,7 +150,7 @@ detach() {
   start="$(stat -c %s "$LOG")"
   # The worker starts with SIGHUP ignored, so a hang-up before setsid takes effect cannot stop it.
   trap '' HUP
-  HOME_ENERGY_UPDATE_DETACHED=1 setsid --wait "$SELF" </dev/null >>"$LOG" 2>&1 &
+  HOME_ENERGY_UPDATE_DETACHED=1 setsid --wait "$SELF" "$@" </dev/null >>"$LOG" 2>&1 &
   pid=$!
   trap 'printf "\nupdate.sh: stopped following; the update goes on (pid %s). Log: %s\n" "$pid" "$LOG"; exit 130' INT HUP TERM
   say "update.sh: running as pid $pid in its own session: it finishes even if this connection drops."
@@ -148,17 +162,36 @@ detach() {
 
 # --- the update ---
 
-cache_path() {
-  local value="${SQLITE_PATH:-}" line
-  if [[ -z "$value" ]]; then
-    # Only the SQLITE_PATH line is read: the file also holds the Amber token.
-    line="$(sudo -n grep -E '^[[:space:]]*(export[[:space:]]+)?SQLITE_PATH[[:space:]]*=' "$ENV_FILE" 2>/dev/null | tail -n 1)" || true
-    value="${line#*=}"
-    value="${value#"${value%%[![:space:]]*}"}"
-    value="${value%"${value##*[![:space:]]}"}"
-    value="${value#[\"\']}"
-    value="${value%[\"\']}"
+# env_value NAME: one setting from the env file. Only that line is read: the file also holds the
+# Amber token.
+env_value() {
+  local line value
+  line="$(sudo -n grep -E "^[[:space:]]*(export[[:space:]]+)?$1[[:space:]]*=" "$ENV_FILE" 2>/dev/null | tail -n 1)" || true
+  value="${line#*=}"
+  value="${value#"${value%%[![:space:]]*}"}"
+  value="${value%"${value##*[![:space:]]}"}"
+  value="${value#[\"\']}"
+  value="${value%[\"\']}"
+  printf '%s\n' "$value"
+}
+
+# The dashboard's health URL as the program derives it from the env file the units read (HOST,
+# PORT). A checkout older than `home-energy config` falls back to reading PORT itself.
+resolve_health_url() {
+  if [[ -n "$HEALTH_URL" ]]; then return 0; fi
+  local program="$CHECKOUT/.venv/bin/home-energy" port
+  if [[ -x "$program" ]] && HEALTH_URL="$(as_service "$program" --env-file "$ENV_FILE" config --health-url 9>&-)" \
+      && [[ "$HEALTH_URL" == http://* ]]; then
+    return 0
   fi
+  port="$(env_value PORT)"
+  HEALTH_URL="http://127.0.0.1:${port:-5050}/api/health"
+  warn "home-energy config --health-url did not answer; using $HEALTH_URL"
+}
+
+cache_path() {
+  local value="${SQLITE_PATH:-}"
+  if [[ -z "$value" ]]; then value="$(env_value SQLITE_PATH)"; fi
   [[ -n "$value" ]] || value="data/cache.sqlite"
   # A relative path is relative to the units' WorkingDirectory.
   [[ "$value" == /* ]] || value="$STATE_DIR/$value"
@@ -189,15 +222,140 @@ $dirty"
   fi
 }
 
+# --- the state file: what an interrupted run left to finish ---
+
+# write_state PHASE: recorded before the phase starts; replaced atomically.
+write_state() {
+  local tmp="$STATE_FILE.tmp"
+  printf '%s=%s\n' PHASE "$1" OLD "$OLD" NEW "$NEW" DEPS_CHANGED "$DEPS_CHANGED" \
+    UNITS_CHANGED "$UNITS_CHANGED" CACHE "$CACHE" BACKUP "$BACKUP" SCHEMA_BEFORE "$SCHEMA_BEFORE" \
+    REASON "$REASON" >"$tmp"
+  sync "$tmp" 2>/dev/null || true
+  mv -f "$tmp" "$STATE_FILE"
+}
+
+clear_state() { rm -f "$STATE_FILE" "$STATE_FILE.tmp"; }
+
+# Prints the recorded phase after setting the variables the state file holds.
+read_state() {
+  local key value phase=""
+  while IFS='=' read -r key value; do
+    case "$key" in
+      PHASE) phase="$value" ;;
+      OLD) OLD="$value" ;;
+      NEW) NEW="$value" ;;
+      DEPS_CHANGED) DEPS_CHANGED="${value:-0}" ;;
+      UNITS_CHANGED) UNITS_CHANGED="${value:-0}" ;;
+      CACHE) CACHE="$value" ;;
+      BACKUP) BACKUP="$value" ;;
+      SCHEMA_BEFORE) SCHEMA_BEFORE="$value" ;;
+      REASON) REASON="$value" ;;
+      *) ;;
+    esac
+  done <"$STATE_FILE"
+  PHASE="$phase"
+}
+
+# Tests only: HOME_ENERGY_UPDATE_KILL_AT=NAME makes the worker kill -9 itself at that point.
+checkpoint() {
+  if [[ "$KILL_AT" == "$1" ]]; then
+    say "(HOME_ENERGY_UPDATE_KILL_AT) kill -9 at: $1"
+    kill -KILL "$$"
+  fi
+}
+
+# An earlier run was killed (power cut, kill -9) with the phase in the state file: finish it.
+resume_interrupted() {
+  PHASE=""
+  read_state
+  local head
+  head="$(git rev-parse HEAD)"
+  step "an earlier update stopped while $PHASE ($OLD -> $NEW)"
+  case "$PHASE" in
+    paused)
+      # The checkout was not changed yet: only the sync timer was stopped.
+      say "the checkout was not changed; starting $TIMER again"
+      sctl start "$TIMER" || warn "could not start $TIMER"
+      clear_state
+      OLD="" NEW="" CACHE="" BACKUP="" SCHEMA_BEFORE="" DEPS_CHANGED=0 UNITS_CHANGED=0
+      ;;
+    applying)
+      if [[ "$head" != "$OLD" && "$head" != "$NEW" ]]; then
+        warn "the checkout is at $head, neither $OLD nor $NEW: forgetting the interrupted update"
+        clear_state
+        return 0
+      fi
+      say "finishing it: $NEW, checked for health as any update"
+      trap on_exit EXIT
+      STATE="applying"
+      sctl stop "$TIMER" "$SYNC" || true
+      git reset --hard --quiet "$NEW" || rollback "git could not move to $NEW"
+      finish_apply
+      ;;
+    rolling-back)
+      trap on_exit EXIT
+      rollback "${REASON:-interrupted rollback} (resumed)"
+      ;;
+    *)
+      warn "unknown phase '$PHASE' in $STATE_FILE: forgetting it"
+      clear_state
+      ;;
+  esac
+}
+
+# --- keeping the installed version running ---
+
+# The running version must be HEAD and the dashboard and the sync timer active: repair what is
+# not. Returns non-zero when the dashboard cannot be made healthy.
+ensure_running() {
+  local head repaired=0
+  head="$(git rev-parse HEAD)"
+  if ! systemctl is-active --quiet "$TIMER"; then
+    say "$TIMER is not active: starting it (a missed sync runs at once)"
+    sctl start "$TIMER" || warn "could not start $TIMER"
+    repaired=1
+  fi
+  if LAST_HEALTH="$(python3 -c "$PY_HEALTH" "$HEALTH_URL" "$head")"; then
+    if ((repaired)); then say "repaired; the dashboard runs $head"; fi
+    return 0
+  fi
+  say "the dashboard does not report $head (${LAST_HEALTH}): restarting it"
+  sctl restart "$DASHBOARD" || warn "$DASHBOARD did not start"
+  wait_health "$head"
+}
+
+# already_current: nothing to apply; check what runs, then stop.
+already_current() {  # MESSAGE
+  say "$1"
+  if ensure_running; then
+    print_status "already up to date"
+    exit 0
+  fi
+  print_status "up to date, but the dashboard is NOT healthy"
+  say "update.sh: look at: journalctl -u $DASHBOARD -e   (docs/deploy.md, 'Recovery')"
+  exit 3
+}
+
 fetch() {
   step "fetching $REMOTE/$BRANCH"
   git fetch --quiet "$REMOTE" || refuse "cannot fetch from $REMOTE (network?): try again later"
   OLD="$(git rev-parse HEAD)"
   NEW="$(git rev-parse --verify --quiet "$REMOTE/$BRANCH^{commit}")" || refuse "$REMOTE has no branch $BRANCH"
   if [[ "$OLD" == "$NEW" ]] || git merge-base --is-ancestor "$NEW" "$OLD"; then
-    say "already up to date at $OLD"
-    print_status "already up to date"
-    exit 0
+    already_current "already up to date at $OLD"
+  fi
+  local rejected=""
+  if [[ -f "$REJECTED_FILE" ]]; then read -r rejected _ <"$REJECTED_FILE" || true; fi
+  if [[ "$NEW" == "$rejected" ]] && ((!RETRY)); then
+    say "$REMOTE/$BRANCH is $NEW, which was rolled back: $(cut -d' ' -f2- "$REJECTED_FILE")"
+    say "not applying it again until $REMOTE/$BRANCH moves past it; ./pi/update.sh --retry tries it anyway"
+    NEW=""
+    if ! ensure_running; then
+      print_status "skipped the rolled-back commit, and the dashboard is NOT healthy"
+      exit 3
+    fi
+    print_status "skipped $rejected (rolled back before)"
+    exit 2
   fi
   git merge-base --is-ancestor "$OLD" "$NEW" \
     || refuse "local $BRANCH has commits that $REMOTE/$BRANCH does not: it cannot be fast-forwarded"
@@ -234,7 +392,9 @@ install_units() {
 start_services() {
   step "restarting $DASHBOARD"
   sctl restart "$DASHBOARD" || return 1
+  sctl restart "$METER" || warn "could not restart $METER"
   step "syncing once now"
+  if [[ "$KILL_AT" == syncing ]]; then (sleep 0.5; checkpoint syncing) & fi
   if sctl start "$SYNC"; then
     SYNC_NOTE="ok"
   else
@@ -263,12 +423,21 @@ wait_health() {  # EXPECTED_VERSION
 
 apply() {
   STATE="applying"
+  write_state applying
   git merge --ff-only --quiet "$NEW" || rollback "git could not fast-forward to $NEW"
+  checkpoint fast-forwarded
+  finish_apply
+}
+
+# From the new commit checked out to healthy, or to a rollback.
+finish_apply() {
   if ((DEPS_CHANGED)); then install_deps || rollback "pip could not install the new dependencies"; fi
   if ((UNITS_CHANGED)); then install_units || rollback "the new systemd units could not be installed"; fi
   start_services || rollback "$DASHBOARD did not start"
   wait_health "$NEW" || rollback "$HEALTH_URL did not report $NEW within ${HEALTH_TIMEOUT_S}s"
   STATE="done"
+  clear_state
+  rm -f "$REJECTED_FILE"
   print_status "updated"
   exit 0
 }
@@ -277,6 +446,8 @@ rollback() {  # REASON
   local reason="$1"
   STATE="rolling-back"
   trap - EXIT
+  REASON="$reason"
+  write_state rolling-back
   step "rolling back to $OLD: $reason"
   sctl stop "$TIMER" "$SYNC" || true
   git reset --hard --quiet "$OLD" || warn "git reset to $OLD failed"
@@ -292,10 +463,15 @@ rollback() {  # REASON
       as_service python3 -c "$PY_RESTORE" "$BACKUP" "$CACHE" >/dev/null || warn "restoring the cache backup failed"
     fi
   fi
+  checkpoint rolling-back
   sctl restart "$DASHBOARD" || warn "$DASHBOARD did not start"
+  sctl restart "$METER" || warn "could not restart $METER"
   # The previous code refreshes the cache now rather than at the next timer run.
   sctl start "$SYNC" || warn "the sync with the previous version did not succeed (see journalctl -u $SYNC)"
   sctl start "$TIMER" || warn "could not start $TIMER"
+  # The rollback is complete: remember the commit so the next run does not apply it again.
+  printf '%s %s: %s\n' "$NEW" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$reason" >"$REJECTED_FILE"
+  clear_state
   if wait_health "$OLD"; then
     print_status "FAILED, rolled back to the previous version"
     say "update.sh: the update to $NEW failed ($reason); $OLD is running again."
@@ -312,7 +488,10 @@ rollback() {  # REASON
 on_exit() {
   local rc=$?
   if [[ "$STATE" == applying ]]; then rollback "update.sh stopped unexpectedly (exit $rc)"; fi
-  if [[ "$STATE" == checking ]] && ((TIMER_PAUSED)); then sctl start "$TIMER" || true; fi
+  if [[ "$STATE" == checking ]] && ((TIMER_PAUSED)); then
+    sctl start "$TIMER" || true
+    clear_state
+  fi
 }
 
 print_status() {  # RESULT
@@ -353,9 +532,11 @@ print_status() {  # RESULT
 
 main() {
   local foreground=0
+  local -a args=("$@")
   while (($#)); do
     case "$1" in
       --foreground) foreground=1 ;;
+      --retry) RETRY=1 ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; exit 2 ;;
     esac
@@ -365,7 +546,7 @@ main() {
   export GIT_TERMINAL_PROMPT=0
   check_caller
   if ((!foreground)) && [[ "${HOME_ENERGY_UPDATE_DETACHED:-}" != 1 ]]; then
-    detach
+    detach "${args[@]}"
   fi
   if [[ "${HOME_ENERGY_UPDATE_DETACHED:-}" == 1 ]]; then
     LOG="$(git rev-parse --path-format=absolute --git-path home-energy-update.log)"
@@ -381,13 +562,22 @@ main() {
   lock="$(git rev-parse --path-format=absolute --git-path home-energy-update.lock)"
   exec 9>>"$lock"
   flock -n 9 || refuse "another update is running (lock $lock)"
+  STATE_FILE="$(git rev-parse --path-format=absolute --git-path home-energy-update.state)"
+  REJECTED_FILE="$(git rev-parse --path-format=absolute --git-path home-energy-update.rolled-back)"
+  sudo -n true 2>/dev/null \
+    || refuse "sudo asks for a password; update.sh needs passwordless sudo for systemctl (Raspberry Pi OS's first user has it)"
+  resolve_health_url
+  if [[ -f "$STATE_FILE" ]]; then resume_interrupted; fi
   check_preconditions
   fetch
   trap on_exit EXIT
   step "pausing the sync timer"
-  sctl stop "$TIMER" "$SYNC" || refuse "could not stop $TIMER"
   TIMER_PAUSED=1
+  write_state paused
+  sctl stop "$TIMER" "$SYNC" || refuse "could not stop $TIMER"
   backup_cache || refuse "could not back up the cache $CACHE"
+  write_state paused
+  checkpoint fetched
   apply
 }
 

@@ -84,7 +84,14 @@ case "$command" in
         *) ;;
       esac
     done ;;
-  is-active) echo active ;;
+  is-active)
+    for unit in "$@"; do
+      if [[ " ${STUB_INACTIVE:-} " == *" $unit "* ]]; then
+        [[ " $* " == *" --quiet "* ]] || echo inactive
+        exit 3
+      fi
+    done
+    [[ " $* " == *" --quiet "* ]] || echo active ;;
   list-timers)
     echo "NEXT                        LEFT LAST PASSED UNIT                         ACTIVATES"
     echo "Mon 2026-11-23 10:05:20 UTC 4min -    -      home-energy-sync-cache.timer home-energy-sync-cache.service" ;;
@@ -100,6 +107,11 @@ if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
   exit 0
 fi
 PYTHONPATH="{checkout}" exec "{python}" "$@"
+"""
+
+VENV_PROGRAM_STUB = """#!/bin/sh
+# Test stand-in for the Pi's virtualenv `home-energy`: the Pi checkout's command line.
+PYTHONPATH="{checkout}" exec "{python}" -m home_energy.cli "$@"
 """
 
 
@@ -171,9 +183,13 @@ class FakePi:
             capture_output=True, text=True, timeout=timeout,
         )
 
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/health"
+
     def health(self) -> dict | None:
         try:
-            with urllib.request.urlopen(self.env["HEALTH_URL"], timeout=3) as response:
+            with urllib.request.urlopen(self.health_url, timeout=3) as response:
                 return json.load(response)
         except (OSError, ValueError):
             return None
@@ -222,6 +238,10 @@ def fake_pi(tmp_path: Path):
     venv_bin.mkdir(parents=True)
     (venv_bin / "python").write_text(VENV_PYTHON_STUB.format(checkout=checkout, python=sys.executable))
     (venv_bin / "python").chmod(0o755)
+    (venv_bin / "home-energy").write_text(VENV_PROGRAM_STUB.format(checkout=checkout, python=sys.executable))
+    (venv_bin / "home-energy").chmod(0o755)
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_text("# the services' env file; the test's environment sets the rest\n")
     stubs = tmp_path / "stubs"
     stubs.mkdir()
     for name, text in (("sudo", SUDO_STUB), ("systemctl", SYSTEMCTL_STUB)):
@@ -231,7 +251,7 @@ def fake_pi(tmp_path: Path):
     port = free_port()
     env = {key: value for key, value in os.environ.items()
            if key not in {"AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOME_ENERGY_ENV_FILE",
-                          "HOST", "PORT", "SQLITE_PATH", "DEBUG"}}
+                          "HOST", "PORT", "SQLITE_PATH", "DEBUG", "HEALTH_URL", "HOME_ENERGY_UPDATE_KILL_AT"}}
     env.update(
         PATH=f"{stubs}:{env.get('PATH', '/usr/bin:/bin')}",
         PI_CHECKOUT=str(checkout),
@@ -242,7 +262,8 @@ def fake_pi(tmp_path: Path):
         SQLITE_PATH=str(tmp_path / "state" / "cache.sqlite"),
         HOST="127.0.0.1",
         PORT=str(port),
-        HEALTH_URL=f"http://127.0.0.1:{port}/api/health",
+        # update.sh finds the dashboard with `home-energy config --health-url`, which sees PORT.
+        HOME_ENERGY_ENV_FILE=str(env_file),
         HEALTH_TIMEOUT_S="20",
     )
     pi = FakePi(root=tmp_path, src=src, checkout=checkout, env=env, port=port)

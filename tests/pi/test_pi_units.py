@@ -11,8 +11,9 @@ import pytest
 from home_energy.config import load_config
 from pi_harness import PI, REPO
 
-UNITS = ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer")
-SERVICES = UNITS[:2]
+UNITS = ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer",
+         "home-energy-meter.service")
+SERVICES = (UNITS[0], UNITS[1], UNITS[3])
 EXPOSURE_RECORD = re.compile(r"Recorded exposure score: \*\*(\d+\.\d)\*\*")
 
 
@@ -76,7 +77,7 @@ def test_verify_reports_a_mistake_it_still_exits_zero_on(systemd_root: Path):
 
 
 def test_services_run_the_checkouts_home_energy_command():
-    assert exec_paths(SERVICES[0]) == exec_paths(SERVICES[1]) == {
+    assert exec_paths(SERVICES[0]) == exec_paths(SERVICES[1]) == exec_paths(SERVICES[2]) == {
         "/opt/home-energy-analysis/.venv/bin/home-energy"}
     dashboard, sync = unit_keys(SERVICES[0]), unit_keys(SERVICES[1])
     assert dashboard["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy serve"]
@@ -85,6 +86,38 @@ def test_services_run_the_checkouts_home_energy_command():
     assert sync["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy sync"]
     assert sync["Type"] == ["oneshot"]
     assert "TimeoutStartSec" in sync
+    meter = unit_keys(SERVICES[2])
+    assert meter["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy collect"]
+    assert meter["Restart"] == ["on-failure"]
+    assert meter["WantedBy"] == ["multi-user.target"]
+
+
+def _bytes(size: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_has_memory_and_task_limits(name: str):
+    keys = unit_keys(name)
+    assert 16 * 2**20 <= _bytes(keys["MemoryMax"][0]) <= 512 * 2**20
+    assert 4 <= int(keys["TasksMax"][0]) <= 64
+
+
+def test_only_the_sync_receives_the_amber_token():
+    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN"]
+    assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN"]
+    assert "UnsetEnvironment" not in unit_keys(SERVICES[1])
+
+
+def test_memory_limits_are_the_ones_docs_deploy_states():
+    text = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for name in SERVICES:
+        keys = unit_keys(name)
+        rows = [line for line in text.splitlines() if line.startswith(f"| `{name}` |") and "MemoryMax=" in line]
+        assert len(rows) == 1, name
+        row = rows[0]
+        assert f"`MemoryMax={keys['MemoryMax'][0]}`" in row and f"`TasksMax={keys['TasksMax'][0]}`" in row
 
 
 @pytest.mark.parametrize("name", SERVICES)

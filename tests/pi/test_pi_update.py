@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from home_energy.store import SCHEMA_VERSION
 from pi_harness import FakePi, git
 
@@ -49,7 +51,7 @@ def start_installed_version(pi: FakePi) -> str:
 
 
 def test_update_when_already_up_to_date_is_a_no_op(fake_pi: FakePi):
-    old = fake_pi.head()
+    old = start_installed_version(fake_pi)
     result = fake_pi.update()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already up to date" in result.stdout
@@ -238,3 +240,89 @@ def test_update_finds_the_cache_in_the_env_file_and_never_shows_the_token(fake_p
     assert "the sync did not succeed" in result.stdout
     for text in (result.stdout, result.stderr, log, fake_pi.stub_log.read_text()):
         assert token not in text
+
+
+def state_file(pi: FakePi) -> Path:
+    return Path(git(pi.checkout, "rev-parse", "--path-format=absolute", "--git-path", "home-energy-update.state"))
+
+
+def test_already_up_to_date_repairs_a_stopped_dashboard_and_timer(fake_pi: FakePi):
+    head = fake_pi.head()
+    fake_pi.env["STUB_INACTIVE"] = "home-energy-sync-cache.timer"
+    result = fake_pi.update()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "already up to date" in result.stdout
+    assert "home-energy-sync-cache.timer is not active: starting it" in result.stdout
+    assert f"the dashboard does not report {head}" in result.stdout
+    log = calls(fake_pi)
+    assert "systemctl start home-energy-sync-cache.timer" in log
+    assert "systemctl restart home-energy-dashboard.service" in log
+    assert fake_pi.health()["version"] == head
+
+
+def test_a_rolled_back_commit_is_not_applied_again_until_origin_moves_past_it(fake_pi: FakePi):
+    old = start_installed_version(fake_pi)
+    fake_pi.env["HEALTH_TIMEOUT_S"] = "10"
+    broken = fake_pi.push_commit("A build that cannot serve", break_the_server_and_add_a_migration)
+    assert fake_pi.update().returncode == 1
+    fake_pi.stub_log.unlink()
+    again = fake_pi.update()
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert f"origin/main is {broken}, which was rolled back" in again.stdout
+    assert "--retry" in again.stdout
+    assert fake_pi.head() == old
+    assert not any(" restart " in line or " stop " in line for line in calls(fake_pi))
+    retried = fake_pi.update("--retry")
+    assert retried.returncode == 1, retried.stdout + retried.stderr
+    assert f"did not report {broken}" in retried.stdout
+
+    def fix(src: Path) -> None:
+        text = (src / "home_energy" / "web.py").read_text()
+        (src / "home_energy" / "web.py").write_text(text.replace('raise RuntimeError("this build cannot serve")', ""))
+    fixed = fake_pi.push_commit("Serve again", fix)
+    result = fake_pi.update()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fake_pi.head() == fixed
+    assert fake_pi.wait_for_version(fixed)["version"] == fixed
+
+
+@pytest.mark.parametrize("point", ["fetched", "fast-forwarded", "syncing"])
+def test_an_update_killed_at_any_point_is_finished_by_the_next_run(fake_pi: FakePi, point: str):
+    old = start_installed_version(fake_pi)
+    new = fake_pi.push_commit("newer", touch_readme)
+    fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"] = point
+    fake_pi.env["STUB_SYNC_DELAY_S"] = "2"
+    killed = fake_pi.update()
+    assert killed.returncode == 128 + signal.SIGKILL, killed.stdout + killed.stderr
+    assert state_file(fake_pi).exists()
+    assert calls(fake_pi)[-1] != "systemctl start home-energy-sync-cache.timer"
+    del fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"]
+    fake_pi.stub_log.unlink()
+    result = fake_pi.update()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "an earlier update stopped while" in result.stdout
+    assert fake_pi.head() == new != old
+    assert fake_pi.health()["version"] == new
+    assert "systemctl start home-energy-sync-cache.timer" in calls(fake_pi)
+    assert not state_file(fake_pi).exists()
+
+
+def test_a_rollback_that_was_killed_is_carried_out_by_the_next_run(fake_pi: FakePi):
+    old = start_installed_version(fake_pi)
+    fake_pi.env["HEALTH_TIMEOUT_S"] = "10"
+    broken = fake_pi.push_commit("A build that cannot serve", break_the_server_and_add_a_migration)
+    fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"] = "rolling-back"
+    killed = fake_pi.update()
+    assert killed.returncode == 128 + signal.SIGKILL, killed.stdout + killed.stderr
+    assert "PHASE=rolling-back" in state_file(fake_pi).read_text()
+    del fake_pi.env["HOME_ENERGY_UPDATE_KILL_AT"]
+    result = fake_pi.update()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "an earlier update stopped while rolling-back" in result.stdout
+    assert "FAILED, rolled back to the previous version" in result.stdout
+    assert fake_pi.head() == old
+    assert fake_pi.wait_for_version(old)["version"] == old
+    assert schema_version(fake_pi.cache) == SCHEMA_VERSION
+    assert not state_file(fake_pi).exists()
+    again = fake_pi.update()
+    assert again.returncode == 2 and f"origin/main is {broken}, which was rolled back" in again.stdout
