@@ -11,7 +11,7 @@ import errno
 import logging
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .config import Config, load_config
 from .errors import EX_CONFIG, EX_UNAVAILABLE, HomeEnergyError

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -127,7 +127,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
     token = None
     if token_raw:
         if not _TOKEN_SHAPE.match(token_raw):
-            raise ConfigError("AMBER_TOKEN must be an Amber API key (letters, digits, _ - .), as shown in the Amber app")
+            raise ConfigError(
+                "AMBER_TOKEN must be an Amber API key (letters, digits, _ - .), as shown in the Amber app")
         token = Secret(token_raw)
 
     site_id = merged.get("AMBER_SITE_ID", "").strip() or None

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PI = REPO / "pi"
@@ -101,12 +102,6 @@ if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then
 fi
 PYTHONPATH="{checkout}" exec "{python}" "$@"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def git(cwd: Path, *args: str) -> str:
