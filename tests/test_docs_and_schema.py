@@ -28,8 +28,34 @@ def test_every_cli_command_is_documented_in_the_readme(command):
     assert f"home-energy {command}" in (ROOT / "README.md").read_text()
 
 
-def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+def test_ci_runs_the_readme_test_command_and_nothing_else():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[-1] == "make test"
+    assert "apt-get" not in "\n".join(lines)  # make test installs the system packages itself
+
+
+def test_make_test_installs_the_one_list_of_system_packages():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "SYSTEM_PACKAGES := tests/system-packages.txt" in makefile
+    assert re.search(r"^test: system-packages ", makefile, re.M)
+    listed = {line.split("#")[0].strip() for line in (ROOT / "tests" / "system-packages.txt").read_text().splitlines()}
+    assert {"chromium", "xvfb", "xauth", "matchbox-window-manager", "x11-utils", "x11-apps", "shellcheck",
+            "systemd", "git", "python3-venv"} <= listed
+
+
+def test_the_readme_keeps_the_token_file_outside_the_checkout():
+    text = (ROOT / "README.md").read_text()
+    assert "~/.config/home-energy/dashboard.env" in text
+    assert not re.search(r"(^|\s)(\./)?dashboard\.env\b", text)  # never a path inside the checkout
+    assert "*.env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_no_test_reads_outside_the_repository():
+    sibling = "shared"  # the reference folder beside the checkout, which a clone does not have
+    pattern = re.compile(rf"""parents?\W.{{0,12}}["']{sibling}["']|\.\./{sibling}\b|/work/{sibling}\b""")
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py")
+                 if pattern.search(path.read_text())]
+    assert offenders == []
 
 
 def test_vendored_schema_is_ambers_document_with_its_licence():
