@@ -133,7 +133,7 @@ ENV_FILE_HELP = "KEY=VALUE file as systemd's EnvironmentFile= reads; the environ
 
 
 def _exit_codes_epilog(command: str) -> str:
-    success, *failures = EXIT_CODES[command]
+    success, *failures = EXIT_CODES.get(command, ("0  done", _EXIT_CONFIG))
     lines = (success, "2  a command-line argument is wrong", *failures)
     return "exit codes:\n" + "\n".join(f"  {line}" for line in lines)
 
