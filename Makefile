@@ -15,7 +15,6 @@ $(VENV)/bin/python:
 	  rm -rf $(VENV); \
 	  echo "error: '$(PYTHON) -m venv' failed: install the venv module (sudo apt-get install python3-venv) and retry" >&2; \
 	  exit 1; }
-	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 # `make run` needs only what the dashboard runs on; the test tools come with `make test`.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python

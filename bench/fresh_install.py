@@ -36,12 +36,14 @@ class FreshInstall:
     packages: int
     largest: tuple[tuple[str, float], ...]  # (name, MB) of the biggest entries in site-packages
     has_dev_tools: bool
+    load_average: str  # of the machine when the clone started: the install is mostly CPU
 
 
 def measure(work: Path) -> FreshInstall:
     """Clone HEAD into `work`, run `make run` there and time it until the dashboard is healthy."""
     repo = work / "fresh-clone" / "repo"
     commit = _git("rev-parse", "HEAD")
+    load_average = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.monotonic()
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(repo)], check=True, timeout=120)
     cloned = time.monotonic()
@@ -63,7 +65,7 @@ def measure(work: Path) -> FreshInstall:
         commit=commit[:12], clone_s=cloned - started, setup_and_healthy_s=healthy - cloned, total_s=healthy - started,
         venv_mb=_disk_mb(repo / ".venv"), packages=sum(1 for name, _mb in sizes if name.endswith(".dist-info")),
         largest=tuple(sizes[:LARGEST_SHOWN]),
-        has_dev_tools=(site / "pytest").exists() or (site / "playwright").exists(),
+        has_dev_tools=(site / "pytest").exists() or (site / "playwright").exists(), load_average=load_average,
     )
 
 
@@ -73,7 +75,8 @@ def section(result: FreshInstall) -> str:
     lines = [
         HEADING, "",
         f"`git clone` of {result.commit}, then the README's `make run` in the clone (demo mode), until "
-        "`/api/health` answers `ok`; pip's download cache was warm, as on a second install.", "",
+        f"`/api/health` answers `ok`; pip's download cache was warm, as on a second install. Load average "
+        f"{result.load_average} when it started.", "",
         "| figure | measured | target | verdict |",
         "|---|---|---|---|",
         f"| runtime venv (`.venv` after `make run`, on disk) | {result.venv_mb:.1f} MB, {result.packages} packages"

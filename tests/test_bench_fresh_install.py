@@ -5,12 +5,14 @@ from __future__ import annotations
 from bench.fresh_install import HEADING, FreshInstall, section, write_section
 
 RESULT = FreshInstall(commit="0123456789ab", clone_s=0.2, setup_and_healthy_s=21.0, total_s=21.2, venv_mb=41.3,
-                      packages=29, largest=(("pip", 14.0), ("setuptools", 6.8)), has_dev_tools=False)
+                      packages=29, largest=(("pip", 14.0), ("setuptools", 6.8)), has_dev_tools=False,
+                      load_average="0.50, 0.40, 0.30")
 
 
 def test_section_gives_both_figures_against_their_targets():
     text = section(RESULT)
     assert text.startswith(HEADING + "\n")
+    assert "Load average 0.50, 0.40, 0.30 when it started." in text
     assert "| 41.3 MB, 29 packages, no test tools | ≤ 60 MB | pass |" in text
     assert "| 21.2 s (clone 0.2 s, venv + install + start 21.0 s) | ≤ 30 s | pass |" in text
 
