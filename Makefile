@@ -18,11 +18,11 @@ $(VENV)/bin/python:
 
 # `make run` needs only what the dashboard runs on; the test tools come with `make test`.
 $(RUNTIME_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	@touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 system-packages:
