@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import report
+from . import fresh_install, report
 from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
 from .machine import describe_machine
@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         breakdown_days=largest.days if breakdown else None, elapsed_s=time.monotonic() - started,
     )
     report.write(results, args.out)
+    fresh_install.measure_and_report(args.out, work)
     verdicts = report.verdicts(results)
     missed = [v for v in verdicts if v.passed is False]
     for v in verdicts:

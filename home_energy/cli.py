@@ -11,13 +11,12 @@ import errno
 import logging
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .config import Config, load_config
-from .errors import EX_CONFIG, EX_UNAVAILABLE, HomeEnergyError
+from .config import Config, config_warnings, load_config
+from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
 log = logging.getLogger("home_energy")
-
 
 
 def _setup_logging(debug: bool) -> None:
@@ -124,19 +123,57 @@ COMMANDS = {
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
 }
 
+# What each command can exit with, shown in its --help (and so in the README's promise).
+_EXIT_CONFIG = f"{EX_CONFIG}  a bad setting, token or site id: fix the configuration"
+_EXIT_CACHE = f"{EX_TEMPFAIL}  the cache file is busy, full or unreadable: try later or see the message"
+_EXIT_SERVE = (f"{EX_UNAVAILABLE}  the port is already in use or cannot be listened on", _EXIT_CONFIG)
+EXIT_CODES = {
+    "sync": ("0  the cache is up to date (or nothing was due)",
+             f"{EX_DATAERR}  Amber sent data that fails its schema: nothing was written",
+             f"{EX_TEMPFAIL}  try later: network, timeout, Amber 5xx or 429, another sync busy",
+             _EXIT_CONFIG),
+    "serve": ("0  stopped by SIGTERM or Ctrl-C", *_EXIT_SERVE),
+    "run": ("0  stopped by SIGTERM or Ctrl-C", *_EXIT_SERVE),
+    "init-db": ("0  the cache is ready", _EXIT_CACHE, _EXIT_CONFIG),
+    "seed-demo": ("0  the cache holds the demo history", _EXIT_CACHE,
+                  f"{EX_CONFIG}  a bad setting, a cache holding real Amber data (see --force), or --days too long"),
+}
+
+ENV_FILE_HELP = "KEY=VALUE file as systemd's EnvironmentFile= reads; the environment wins"
+
+
+def _exit_codes_epilog(command: str) -> str:
+    success, *failures = EXIT_CODES.get(command, ("0  done", _EXIT_CONFIG))
+    lines = (success, "2  a command-line argument is wrong", *failures)
+    return "exit codes:\n" + "\n".join(f"  {line}" for line in lines)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="home-energy", description="Amber Electric kitchen display")
-    parser.add_argument("--env-file", metavar="PATH",
-                        help="KEY=VALUE file as systemd's EnvironmentFile= reads; the environment wins")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--env-file", metavar="PATH", help=ENV_FILE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = {name: sub.add_parser(name, help=text, description=text) for name, (_f, text) in COMMANDS.items()}
+    commands = {}
+    for name, (_f, text) in COMMANDS.items():
+        command = sub.add_parser(name, help=text, description=text, epilog=_exit_codes_epilog(name),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        # Accepted after the command too; SUPPRESS keeps a value given before it.
+        command.add_argument("--env-file", metavar="PATH", default=argparse.SUPPRESS, help=ENV_FILE_HELP)
+        commands[name] = command
     seed = commands["seed-demo"]
     seed.add_argument("--days", type=_days, default=30, help="days of history, 1-3650 (default 30)")
     seed.add_argument("--force", action="store_true", help="seed even a cache that holds real Amber data")
     commands["config"].add_argument("--health-url", action="store_true", required=True,
                                     help="the dashboard's health URL for a client on this machine")
     return parser
+
+
+def _version() -> str:
+    from . import __version__
+    from .version import running_version
+
+    commit = running_version()
+    return __version__ if commit == __version__ else f"{__version__} ({commit[:12]})"
 
 
 def _days(text: str) -> int:
@@ -153,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HomeEnergyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EX_CONFIG
+    for line in config_warnings(env_file=args.env_file):
+        print(f"warning: {line}", file=sys.stderr)
     _setup_logging(config.debug)
     func = COMMANDS[args.command][0]
     try:

@@ -4,15 +4,20 @@ Settings come from the process environment, optionally layered over an env file 
 KEY=VALUE format systemd's EnvironmentFile= reads (the environment wins). A bad value raises
 ConfigError naming the variable and what is allowed. The token is held in a field that never
 prints itself, so it cannot leak through a repr, a log line or an error message.
+
+What is not an error but is probably a mistake (a misspelt setting, which would silently give the
+default, or a token file other users can read) is reported by `config_warnings`, by name only.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import stat
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .errors import ConfigError
 
@@ -22,6 +27,15 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
+SETTINGS = frozenset({
+    "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
+    "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
+})
+OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_")
+OTHER_PREFIXES = ("KIOSK_", "HOME_ENERGY_UPDATE_")  # the kiosk launcher and pi/update.sh have their own
+# How alike a name must be to a setting to count as a misspelling of it: AMBER_TOKN or
+# RETENTON_DAYS are caught; unrelated variables in a login shell (HOSTNAME, DEBUGINFOD_URLS) are not.
+NEAR_MISS_RATIO = 0.85
 
 
 class Secret(str):
@@ -127,7 +141,8 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
     token = None
     if token_raw:
         if not _TOKEN_SHAPE.match(token_raw):
-            raise ConfigError("AMBER_TOKEN must be an Amber API key (letters, digits, _ - .), as shown in the Amber app")
+            raise ConfigError(
+                "AMBER_TOKEN must be an Amber API key (letters, digits, _ - .), as shown in the Amber app")
         token = Secret(token_raw)
 
     site_id = merged.get("AMBER_SITE_ID", "").strip() or None
@@ -175,3 +190,35 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
     )
+
+
+def config_warnings(env: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> list[str]:
+    """One line per probable mistake in the settings: names only, never a value."""
+    environ = dict(os.environ if env is None else env)
+    file_name = env_file or environ.get(ENV_FILE_VAR)
+    from_file: dict[str, str] = {}
+    if file_name:
+        try:
+            from_file = parse_env_file(Path(file_name))
+        except ConfigError:
+            from_file = {}  # load_config reports the unreadable file itself
+    lines = []
+    # Every key in our env file is meant for us; the process environment holds everyone's.
+    for name in sorted(set(from_file) | set(environ)):
+        if name in SETTINGS or name.startswith(OTHER_PREFIXES):
+            continue
+        near = difflib.get_close_matches(name, sorted(SETTINGS), n=1, cutoff=NEAR_MISS_RATIO)
+        if not (near or name in from_file or name.startswith(OUR_PREFIXES)):
+            continue
+        where = f"in {file_name}" if name in from_file else "in the environment"
+        hint = f": did you mean {near[0]}?" if near else ""
+        lines.append(f"{name} {where} is not a home-energy setting and is ignored{hint}")
+    if file_name and from_file.get("AMBER_TOKEN", "").strip():
+        try:
+            mode = Path(file_name).stat().st_mode
+        except OSError:
+            mode = 0
+        if mode & stat.S_IROTH:
+            lines.append(f"{file_name} holds AMBER_TOKEN and every user of this machine can read it: "
+                         f"chmod o-rwx {file_name}")
+    return lines

@@ -22,6 +22,7 @@ from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
 from .db import connect_reader
 from .errors import HomeEnergyError
+from .resources import package_folder
 from .version import running_version
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class _AnswerCache:
 
 
 def create_app(config: Config | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app = Flask(__name__, template_folder=package_folder("templates"), static_folder=package_folder("static"))
     config = config or load_config()
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()

@@ -1,4 +1,5 @@
-"""Shared fixtures: configuration and a cache per test in tmp_path, the fake Amber, the app."""
+"""Shared fixtures: configuration and a cache per test in tmp_path, the fake Amber, the app.
+Skips are failures here, but for what the machine refuses (tests/skip_policy.py)."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,8 @@ from home_energy.amber import AmberClient
 from home_energy.config import load_config
 from home_energy.web import create_app
 from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN, FakeAmber
+
+pytest_plugins = ["tests.skip_policy"]
 
 
 @pytest.fixture(scope="session")

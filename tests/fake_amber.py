@@ -1,6 +1,6 @@
 """A fake Amber API: a real HTTP server on 127.0.0.1 that speaks Amber's public API.
 
-Its payloads are built from the real responses in shared/amber/samples (same keys, same shapes)
+Its payloads are built from the real responses in tests/fixtures/amber/samples (same keys, same shapes)
 with times and prices set per interval, and every body it sends is validated against Amber's
 OpenAPI document first, so a test can never pass against a payload Amber could not send.
 Faults are switched on per endpoint to try every failure the sync must survive.
@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,17 +20,15 @@ from urllib.parse import parse_qs, urlparse
 
 from home_energy.clock import NEM_TZ, now_utc
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_AMBER = REPO.parent / "shared" / "amber"
-SAMPLES = SHARED_AMBER / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "amber"
+SAMPLES = FIXTURES / "samples"
 TOKEN = "psk_0123456789abcdef0123456789abcdef"
 SITE_ID = "01FAKESITE0000000000000000"
 READ_TIMEOUT_IN_TESTS_S = 2.0  # what tests give the client: generous on a loaded CI machine
 
 
 def openapi_path() -> Path:
-    shared = SHARED_AMBER / "openapi.json"
-    return shared if shared.exists() else REPO / "home_energy" / "schema" / "amber-openapi.json"
+    return FIXTURES / "openapi.json"
 
 
 def load_sample(name: str) -> Any:
@@ -55,7 +53,7 @@ def assert_valid_amber(component: str, body: Any) -> None:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def price_interval(kind: str, channel: str, start: datetime, minutes: int, per_kwh: float,
@@ -172,7 +170,7 @@ def build_prices(state: FakeAmberState, site_obj: dict[str, Any], query: dict[st
         sign = -1 if channel == "feedIn" else 1
         offset = 0 if channel != "controlledLoad" else -2
 
-        def price(start: datetime) -> float:
+        def price(start: datetime, channel: str = channel, sign: int = sign, offset: int = offset) -> float:
             value = general_price_at(start) + offset
             return round(sign * (value - 4 if channel == "feedIn" else value), 5)
 
@@ -198,7 +196,7 @@ def build_usage(state: FakeAmberState, site_obj: dict[str, Any], query: dict[str
     out = []
     day = first
     while day <= min(last, newest):
-        begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
+        begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(UTC)
         for slot in range(48):
             start = begin + timedelta(minutes=30 * slot)
             out.append(usage_interval("general", "E1", start, 30, 0.5, 20.0))
@@ -301,8 +299,9 @@ def _make_handler(state: FakeAmberState) -> type[BaseHTTPRequestHandler]:
             if fault in ("wrong-type", "unknown-enum"):
                 body = (build_prices(state, state.sites[0], {"next": ["4"], "previous": ["2"]})
                         if endpoint == "prices" else
-                        build_usage(state, state.sites[0], {"startDate": [(now_utc().date() - timedelta(days=3)).isoformat()],
-                                                            "endDate": [now_utc().date().isoformat()]}))
+                        build_usage(state, state.sites[0],
+                                    {"startDate": [(now_utc().date() - timedelta(days=3)).isoformat()],
+                                     "endDate": [now_utc().date().isoformat()]}))
                 if fault == "wrong-type":
                     body[-1]["perKwh"] = "12.5"
                 else:

@@ -17,6 +17,7 @@ import pytest
 from home_energy.demo import DEMO_SITE_ID
 from home_energy.sync import run_sync
 from tests.fake_amber import TOKEN
+from tests.ports import free_port
 
 CLI = [sys.executable, "-m", "home_energy.cli"]
 
@@ -25,12 +26,6 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBER_", "PORT", "SQLITE_PATH"))}
     env.update(SQLITE_PATH=str(tmp_path / "cache.sqlite"), **extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_json(url: str, timeout: float = 2.0):

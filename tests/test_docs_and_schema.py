@@ -11,7 +11,7 @@ from home_energy.cli import COMMANDS
 from home_energy.errors import UpstreamDataError
 from home_energy.models import price_from_payload, usage_from_payload
 from home_energy.schema import openapi_document, validate_payload
-from tests.fake_amber import SAMPLES, SHARED_AMBER
+from tests.fake_amber import FIXTURES, SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,16 +28,55 @@ def test_every_cli_command_is_documented_in_the_readme(command):
     assert f"home-energy {command}" in (ROOT / "README.md").read_text()
 
 
-def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+def test_ci_runs_the_readme_test_command_and_nothing_else():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[-1] == "make test"
+    assert "apt-get" not in "\n".join(lines)  # make test installs the system packages itself
+
+
+def test_make_test_installs_the_one_list_of_system_packages():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "SYSTEM_PACKAGES := tests/system-packages.txt" in makefile
+    assert re.search(r"^test: system-packages ", makefile, re.M)
+    listed = {line.split("#")[0].strip() for line in (ROOT / "tests" / "system-packages.txt").read_text().splitlines()}
+    assert {"chromium", "xvfb", "xauth", "matchbox-window-manager", "x11-utils", "x11-apps", "shellcheck",
+            "systemd", "git", "python3-venv"} <= listed
+
+
+def test_the_readme_keeps_the_token_file_outside_the_checkout():
+    text = (ROOT / "README.md").read_text()
+    assert "~/.config/home-energy/dashboard.env" in text
+    assert not re.search(r"(^|\s)(\./)?dashboard\.env\b", text)  # never a path inside the checkout
+    assert "*.env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_no_test_reads_outside_the_repository():
+    sibling = "shared"  # the reference folder beside the checkout, which a clone does not have
+    pattern = re.compile(rf"""parents?\W.{{0,12}}["']{sibling}["']|\.\./{sibling}\b|/work/{sibling}\b""")
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "tests").rglob("*.py")
+                 if pattern.search(path.read_text())]
+    assert offenders == []
 
 
 def test_vendored_schema_is_ambers_document_with_its_licence():
     assert "Apache License" in (ROOT / "home_energy" / "schema" / "LICENSE").read_text()[:300]
     assert openapi_document()["info"]["license"]["identifier"] == "Apache-2.0"
-    shared = SHARED_AMBER / "openapi.json"
-    if shared.exists():  # beside the checkout in development and CI
-        assert json.loads(shared.read_text()) == openapi_document()
+    assert "Apache License" in (FIXTURES / "LICENSE").read_text()[:300]
+    assert json.loads((FIXTURES / "openapi.json").read_text()) == openapi_document()
+
+
+SAMPLE_NAMES = sorted(p.name for p in SAMPLES.glob("*.json"))
+
+
+def test_the_real_samples_are_all_there():
+    """The parametrisation below must never be silently empty."""
+    assert SAMPLE_NAMES == [
+        "issue161-actual-interval-general-30min.json",
+        "issue168-prices-current-general-only-30min.json",
+        "issue222-current-interval-general-5min.json",
+        "issue256-usage-general-5min.json",
+        "issue261-current-interval-feedin-estimate.json",
+    ]
 
 
 def _sample(name):
@@ -45,7 +84,7 @@ def _sample(name):
     return data if isinstance(data, list) else [data]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SAMPLES.glob("*.json")))
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_real_amber_samples_validate(name):
     items = _sample(name)
     endpoint = "usage" if items[0]["type"] == "Usage" else "prices"

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import threading
@@ -14,11 +13,7 @@ import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port  # noqa: F401  (the kiosk tests import it from here)
 
 
 class _ReusableServer(ThreadingHTTPServer):

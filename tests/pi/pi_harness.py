@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PI = REPO / "pi"
@@ -113,12 +114,6 @@ VENV_PROGRAM_STUB = """#!/bin/sh
 # Test stand-in for the Pi's virtualenv `home-energy`: the Pi checkout's command line.
 PYTHONPATH="{checkout}" exec "{python}" -m home_energy.cli "$@"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
+
 ALL_TABLES = ("sites", "prices", "usage", "daily_usage", "sync_runs", "meta")
 DATA_TABLES = ("sites", "prices", "usage", "daily_usage")
 SERVER_START_S = 20.0
@@ -47,12 +49,6 @@ def integrity(path: Path) -> str:
         return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check").fetchall())
     finally:
         conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cli_env(sqlite_path: Path, **extra: str) -> dict[str, str]:
