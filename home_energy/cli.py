@@ -135,6 +135,7 @@ EXIT_CODES = {
     "serve": ("0  stopped by SIGTERM or Ctrl-C", *_EXIT_SERVE),
     "run": ("0  stopped by SIGTERM or Ctrl-C", *_EXIT_SERVE),
     "init-db": ("0  the cache is ready", _EXIT_CACHE, _EXIT_CONFIG),
+    "config": ("0  printed", _EXIT_CONFIG),
     "seed-demo": ("0  the cache holds the demo history", _EXIT_CACHE,
                   f"{EX_CONFIG}  a bad setting, a cache holding real Amber data (see --force), or --days too long"),
 }

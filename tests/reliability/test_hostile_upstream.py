@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from home_energy.config import load_config
 from home_energy.web import create_app
@@ -141,7 +140,6 @@ def _strict(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed (tests/system-packages)")
 def test_every_hostile_upstream_costs_one_sync_and_nothing_else(tmp_path):
     global BOMB
     BOMB = _gzip_bomb()

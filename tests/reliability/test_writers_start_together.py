@@ -15,7 +15,6 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from home_energy import store
 from home_energy.demo import DEMO_SITE_ID
@@ -48,7 +47,6 @@ def build_cache_one_migration_behind(path: Path) -> None:
     conn.close()
 
 
-@pytest.mark.skipif(shutil.which("faketime") is None, reason="faketime is not installed (tests/system-packages)")
 def test_two_init_db_and_two_syncs_started_together_keep_the_cache(tmp_path):
     template = tmp_path / "template.sqlite"
     build_cache_one_migration_behind(template)
