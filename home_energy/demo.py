@@ -116,11 +116,14 @@ def _interval(kind: str, channel: str, start: datetime, minutes: int, now: datet
     if kind == "CurrentInterval":
         item["estimate"] = (now - start) < timedelta(minutes=minutes - 1)
     if kind in ("CurrentInterval", "ForecastInterval"):
-        band = abs(per_kwh) * 0.15 + 1
+        # Amber's own forecast differs from the AEMO-based perKwh: it tempers the market's spikes.
+        predicted = per_kwh if per_kwh < 40 else 40 + (per_kwh - 40) * 0.6
+        predicted = round(predicted + _rng("adv", channel, int(start.timestamp())).uniform(-1.0, 1.0), 5)
+        band = abs(predicted) * 0.15 + 1
         item["advancedPrice"] = {
-            "low": round(per_kwh - band, 5),
-            "predicted": per_kwh,
-            "high": round(per_kwh + band, 5),
+            "low": round(predicted - band, 5),
+            "predicted": predicted,
+            "high": round(predicted + band, 5),
         }
     return item
 
