@@ -476,7 +476,9 @@
       setText(el.feedinLabel, earning >= 0 ? "earning" : "you pay to export");
       // Amber's feed-in descriptor reads from the household's side: "High" is good to export.
       const word = feedIn.descriptor && DESCRIPTORS[feedIn.descriptor === "negative" ? "extremelyLow" : feedIn.descriptor];
-      setText(el.feedinWord, word ? ` · ${word}` : "");
+      setText(el.feedinWord, word && earning >= 0 ? ` · ${word}` : "");
+      const note = el.feedinWord.parentElement;
+      if (note.scrollWidth > note.clientWidth + 1) setText(el.feedinWord, ""); // a narrow card: the sign matters more
       el.feedinStat.classList.toggle("paying", earning < 0);
     }
     const summary = state.data && state.data.summary;
