@@ -482,3 +482,19 @@ def test_chart_labels_never_touch_at_any_viewport(fake_page, width, height):
                 b["y"] + b["h"] <= a["y"]
             assert apart, (a, b)
     assert page.evaluate(LAYOUT_PROBLEMS_JS) == []
+
+
+def test_a_problem_looks_nothing_like_the_demo_badge(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, mode="demo", status="stale", source="cache", cached_ago=timedelta(minutes=40))
+    notice, badge = page.locator("#notice"), page.locator("#demo-badge")
+    assert notice.is_visible() and badge.is_visible()
+    style = "(n) => { const s = getComputedStyle(n); return [s.backgroundColor, s.borderTopLeftRadius, s.borderTopWidth]; }"
+    notice_bg, notice_radius, notice_border = notice.evaluate(style)
+    badge_bg, badge_radius, _ = badge.evaluate(style)
+    assert notice_bg != badge_bg
+    assert float(notice_radius.rstrip("px")) < 4 < float(badge_radius.rstrip("px"))  # square, not a pill
+    assert float(notice_border.rstrip("px")) >= 2
+    # Top of the screen, above the price; the badge sits in the footer.
+    assert notice.bounding_box()["y"] < page.locator("#grid").bounding_box()["y"] < badge.bounding_box()["y"]
+    assert text(page, "#notice .notice-icon") == "!"
