@@ -541,6 +541,8 @@
     }
     const health = state.data && state.data.health;
     if (!health) return null;
+    // Every sync succeeded yet the prices are old: the syncs themselves have stopped.
+    if (health.problem === null && health.status === "stale") return "sync_stopped";
     if (health.problem !== undefined) return health.problem;
     // A server from before `problem` existed: say what its status implies.
     if (health.status === "unknown") return "first_sync_pending";
@@ -565,6 +567,8 @@
         return [since, `Amber sent prices this display cannot read${kept}; an update may be needed`];
       case "cache_unreadable":
         return ["The Pi cannot read its saved prices", "Restart the Pi; if this stays, reinstall"];
+      case "sync_stopped":
+        return [since, "The Pi has stopped fetching prices; restart the Pi"];
       case "first_sync_pending":
         return ["Waiting for the first prices", "If this lasts 10 minutes, check the Pi's internet"];
       case "upstream_unreachable":

@@ -498,3 +498,12 @@ def test_a_problem_looks_nothing_like_the_demo_badge(fake_page):
     # Top of the screen, above the price; the badge sits in the footer.
     assert notice.bounding_box()["y"] < page.locator("#grid").bounding_box()["y"] < badge.bounding_box()["y"]
     assert text(page, "#notice .notice-icon") == "!"
+
+
+def test_old_prices_after_good_syncs_say_the_fetching_stopped(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, status="stale", source="cache", problem=None, cached_ago=timedelta(minutes=50))
+    assert page.locator("#notice").get_attribute("data-problem") == "sync_stopped"
+    assert text(page, "#notice-text") == "No new prices since 12:22"
+    assert text(page, "#notice-detail") == "The Pi has stopped fetching prices; restart the Pi"
+    assert text(page, "#price-stale") == "last known at 12:22"
