@@ -717,7 +717,10 @@
       if (iv.predicted && advanced.low != null && advanced.high != null) {
         const yHigh = y(clamp(advanced.high));
         const yLow = y(clamp(advanced.low));
-        parts.push(`<rect class="band" x="${xs.toFixed(1)}" y="${yHigh.toFixed(1)}" width="${barW}" height="${Math.max(1, yLow - yHigh).toFixed(1)}" data-start="${iv.start}" data-low="${advanced.low}" data-high="${advanced.high}"/>`);
+        // A whisker half the bar's width, so the bar's own colour shows on both sides of it.
+        const bandW = Math.max(1, Number(barW) / 2);
+        const bandX = xs + (Number(barW) - bandW) / 2;
+        parts.push(`<rect class="band" x="${bandX.toFixed(1)}" y="${yHigh.toFixed(1)}" width="${bandW.toFixed(1)}" height="${Math.max(1, yLow - yHigh).toFixed(1)}" data-start="${iv.start}" data-low="${advanced.low}" data-high="${advanced.high}"/>`);
       }
       if (iv.endMs > now && (!peak || value > priceOf(peak))) peak = iv;
     }
