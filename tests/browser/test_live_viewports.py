@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .checks import LAYOUT_PROBLEMS_JS, PRICE_DIGIT_HEIGHT_JS, avg_text, cents_text, dollars_text, js_round
+from .checks import (
+    LAYOUT_PROBLEMS_JS,
+    PRICE_DIGIT_HEIGHT_JS,
+    avg_text,
+    cents_text,
+    dollars_text,
+    js_round,
+    month_expected,
+)
 from .conftest import PageWatch
 from .harness import Server
 
@@ -22,8 +30,6 @@ VIEWPORTS = [(800, 480), (1024, 600), (1280, 800), (1920, 1080), (720, 1280)]
 SYDNEY = ZoneInfo("Australia/Sydney")
 DESCRIPTOR_WORDS = {"extremelyLow": "Extremely low", "veryLow": "Very low", "low": "Low", "neutral": "Neutral",
                     "high": "High", "spike": "Spike"}
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
 # 09:01:30 NEM on the 1st of a month and on the 15th: three and a half minutes from the next
 # interval boundary, so no boundary falls between the API's answers and the assertions.
 DATES = {
@@ -46,16 +52,6 @@ def dated_server(request, tmp_path_factory):
     server.when = when
     yield server
     server.stop()
-
-
-def month_expected(summary: dict) -> tuple[str, str]:
-    """(label, value) for the month stat: this month, else last month by name, else a dash."""
-    month, last = summary["month_to_date"], summary.get("last_month")
-    if month and month["cost_dollars"] is not None:
-        return "This month", dollars_text(month["cost_dollars"])
-    if last and last["cost_dollars"] is not None:
-        return MONTHS[int(last["from"][5:7]) - 1], dollars_text(last["cost_dollars"])
-    return "This month", "—"
 
 
 def open_recorded(browser, server, width, height):
