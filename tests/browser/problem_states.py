@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -77,8 +77,6 @@ def serve_state(name: str, workdir: Path) -> Iterator[Server]:
 
 def open_state(browser, server: Server, expected: Expected, width: int, height: int):
     """The page at `width`x`height` showing the state; returns (context, page)."""
-    from datetime import datetime, timezone
-
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     if expected.clock_ahead:
