@@ -1,6 +1,6 @@
 """Each abnormal state the display must name, produced the way it happens in a kitchen: the real
 `home-energy sync` against a fake Amber that refuses the token, rate-limits or is gone, the real
-server stopped, a cache before its first sync. Shared by the browser tests and the screenshots.
+server stopped, the cache file gone from under the server, a cache before its first sync. Shared by the browser tests and the screenshots.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Expected:
     stale_price: bool = False  # the price panel says "last known at"
     clock_ahead: timedelta = timedelta(0)  # the page's clock ahead of the server's
     stop_server: bool = False  # stop the server once the page has loaded
+    break_cache: bool = False  # take the cache file away once the page has loaded
 
 
 STATES = {
@@ -40,6 +41,13 @@ STATES = {
     "server_unreachable": Expected("server_unreachable", r"The Pi stopped answering at \d\d:\d\d",
                                    r"Prices shown are from \d\d:\d\d; restart the Pi if this lasts",
                                    stop_server=True),
+    "site_missing": Expected("site_missing", r"Amber does not know this site",
+                             r"Check the site id in the settings on the Pi"),
+    "invalid_data": Expected("invalid_data", r"No new prices since \d\d:\d\d",
+                             r"Amber sent prices this display cannot read; showing the last known; "
+                             r"an update may be needed"),
+    "cache_unreadable": Expected("cache_unreadable", r"The Pi cannot read its saved prices",
+                                 r"Restart the Pi; if this stays, reinstall", break_cache=True),
     "first_sync_pending": Expected("first_sync_pending", r"Waiting for the first prices",
                                    r"If this lasts 10 minutes, check the Pi's internet"),
 }
@@ -59,6 +67,8 @@ def serve_state(name: str, workdir: Path) -> Iterator[Server]:
         amber_env = {"AMBER_API_URL": amber.url}
         if name == "token_refused":
             assert _run("sync", cache, AMBER_TOKEN=WRONG_TOKEN, **amber_env) == 78
+        elif name == "site_missing":
+            assert _run("sync", cache, AMBER_TOKEN=TOKEN, AMBER_SITE_ID="01NOSUCHSITE", **amber_env) == 78
         elif name == "first_sync_pending":
             assert _run("init-db", cache, AMBER_TOKEN=TOKEN, **amber_env) == 0
         else:
@@ -66,6 +76,9 @@ def serve_state(name: str, workdir: Path) -> Iterator[Server]:
         if name == "rate_limited":
             amber.state.faults["prices"] = "429"
             assert _run("sync", cache, AMBER_TOKEN=TOKEN, **amber_env) == 75
+        if name == "invalid_data":
+            amber.state.faults["prices"] = "truncated"
+            assert _run("sync", cache, AMBER_TOKEN=TOKEN, **amber_env) == 65
     if name == "upstream_unreachable":  # the fake is gone: its port refuses connections
         assert _run("sync", cache, AMBER_TOKEN=TOKEN, **amber_env) == 75
     server = Server(cache, AMBER_TOKEN=TOKEN, **amber_env).start()
@@ -75,16 +88,32 @@ def serve_state(name: str, workdir: Path) -> Iterator[Server]:
         server.stop()
 
 
+def _aside(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".aside")
+
+
+def _move_cache(source: Path, target: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        moved = Path(str(source) + suffix)
+        if moved.exists():
+            moved.rename(Path(str(target) + suffix))
+
+
 def open_state(browser, server: Server, expected: Expected, width: int, height: int):
     """The page at `width`x`height` showing the state; returns (context, page)."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    if expected.break_cache:  # each load starts with the file in place
+        _move_cache(_aside(server.sqlite_path), server.sqlite_path)
     if expected.clock_ahead:
         page.clock.install(time=datetime.now(timezone.utc) + expected.clock_ahead)
     page.goto(server.url + "/")
     page.wait_for_function(READY_JS)
     if expected.stop_server:
         server.stop()
+        page.evaluate("() => window.homeEnergy.refresh()")
+    if expected.break_cache:
+        _move_cache(server.sqlite_path, _aside(server.sqlite_path))
         page.evaluate("() => window.homeEnergy.refresh()")
     page.wait_for_timeout(100)
     return context, page
