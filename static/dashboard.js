@@ -564,7 +564,7 @@
       case "rate_limited":
         return [since, `Amber asked for a pause: new prices within minutes${kept}`];
       case "invalid_data":
-        return [since, `Amber sent prices this display cannot read${kept}; an update may be needed`];
+        return [since, `Amber's reply could not be read${kept}`];
       case "cache_unreadable":
         return ["The Pi cannot read its saved prices", "Restart the Pi; if this stays, reinstall"];
       case "sync_stopped":

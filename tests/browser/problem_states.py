@@ -44,8 +44,7 @@ STATES = {
     "site_missing": Expected("site_missing", r"Amber does not know this site",
                              r"Check the site id in the settings on the Pi"),
     "invalid_data": Expected("invalid_data", r"No new prices since \d\d:\d\d",
-                             r"Amber sent prices this display cannot read; showing the last known; "
-                             r"an update may be needed"),
+                             r"Amber's reply could not be read; showing the last known"),
     "cache_unreadable": Expected("cache_unreadable", r"The Pi cannot read its saved prices",
                                  r"Restart the Pi; if this stays, reinstall", break_cache=True),
     "first_sync_pending": Expected("first_sync_pending", r"Waiting for the first prices",
