@@ -1,4 +1,5 @@
-"""Pure arithmetic the display relies on: cheapest windows, freshness. No I/O, no clock reads.
+"""Pure arithmetic the display relies on: cheapest windows, freshness, the forecast price to
+show and the one problem health names. No I/O, no clock reads.
 
 Cheapest windows weight every interval by how many of its minutes fall inside the window, so a
 response that mixes 5- and 30-minute intervals averages correctly.
@@ -70,3 +71,45 @@ def price_status(price_age_s: int | None, stale_after_s: int) -> str:
     if price_age_s is None:
         return "unknown"
     return "stale" if price_age_s > stale_after_s else "ok"
+
+
+# Which forecast the chart and the cheapest windows follow: Amber's own (`advancedPrice.predicted`,
+# what the Amber app shows, network and market fees included) or the AEMO-based `perKwh`.
+FORECAST_PRICES = ("amber", "aemo")
+
+# What health's `problem` may say; the page has one more of its own, `server_unreachable`.
+PROBLEMS = (
+    "token_refused", "site_missing", "upstream_unreachable", "rate_limited", "invalid_data",
+    "cache_unreadable", "first_sync_pending",
+)
+
+
+def forecast_price(kind: str, per_kwh: float, predicted: float | None, basis: str) -> float:
+    """The price a forecast interval is drawn and ranked at: Amber's prediction when it has one
+    and `basis` is "amber"; `perKwh` for actual and current intervals, and always under "aemo"."""
+    if basis == "amber" and kind == "forecast" and predicted is not None:
+        return predicted
+    return per_kwh
+
+
+def sync_problem(outcome: str | None, error: str | None, has_prices: bool) -> str | None:
+    """The one problem a household must hear about, from the last sync run's outcome and error.
+
+    `outcome` is the sync's own class of the failure (configerror, dataerror, tempfail); within a
+    class the error line tells token from site and rate limit from outage. None when all is well.
+    """
+    if outcome is None or outcome in ("ok", "partial"):
+        return None if has_prices else "first_sync_pending"
+    text = (error or "").lower()
+    if outcome == "configerror":
+        return "site_missing" if "site" in text else "token_refused"
+    if outcome == "dataerror":
+        return "invalid_data"
+    if "rate limit" in text or "rate-limited" in text:
+        return "rate_limited"
+    if "another sync is still running" in text:
+        # Two syncs met at the lock: the other one is fetching right now.
+        return None if has_prices else "first_sync_pending"
+    if "cache" in text:
+        return "cache_unreadable"
+    return "upstream_unreachable"

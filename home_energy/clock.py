@@ -44,7 +44,10 @@ def nem_day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
 
 
-def floor_to_boundary(value: datetime) -> datetime:
-    """Amber's startTime is one second after the interval boundary: key rows on the boundary."""
+def floor_to_boundary(value: datetime, minutes: int = 5) -> datetime:
+    """The interval boundary at or before `value` on a `minutes` grid (5 or 30; both divide an hour).
+
+    Amber's startTime is one second after the interval boundary: rows are keyed on the boundary.
+    """
     value = value.astimezone(timezone.utc)
-    return value.replace(minute=value.minute - value.minute % 5, second=0, microsecond=0)
+    return value.replace(minute=value.minute - value.minute % minutes, second=0, microsecond=0)

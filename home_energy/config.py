@@ -68,6 +68,7 @@ class Config:
     monthly_budget: float | None = None
     night_start: str = "22:00"
     night_end: str = "06:00"
+    forecast_price: str = "amber"  # "amber": advancedPrice.predicted where Amber gives it; "aemo": perKwh
 
     @property
     def mode(self) -> str:
@@ -175,6 +176,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         if not 0 < budget < 100000:
             raise ConfigError("MONTHLY_BUDGET must be a positive number of dollars, e.g. 150")
 
+    forecast = merged.get("FORECAST_PRICE", "").strip().lower() or "amber"
+    if forecast not in ("amber", "aemo"):
+        raise ConfigError("FORECAST_PRICE must be amber (Amber's own forecast) or aemo (the market forecast)")
+
     return Config(
         amber_token=token,
         amber_site_id=site_id,
@@ -189,6 +194,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         monthly_budget=budget,
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
+        forecast_price=forecast,
     )
 
 

@@ -2,7 +2,8 @@
 
 It answers the same three calls as AmberClient with Amber-shaped payloads (validated and stored
 by the same code as real ones): a 5-minute site with general and feed-in channels, cheap nights,
-a solar-soak midday that goes negative, an evening peak and, on some days, a spike. Values are a
+a midday solar soak that drives prices (and feed-in) below zero only on some sunny days, an
+evening peak and, on some days, a spike. Values are a
 pure function of the interval's time, so every sync and every test sees the same market.
 """
 from __future__ import annotations
@@ -12,15 +13,25 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from .clock import NEM_TZ, now_utc
+from .clock import NEM_TZ, floor_to_boundary, now_utc
 
 DEMO_SITE_ID = "01DEMO0000000000000000SITE"
 DEMO_NMI = "4000000000"
 NEAR_TERM_5MIN_FORECASTS = 12  # Amber gives 5-minute forecasts for about the next hour, then 30-minute
 
 
+SPIKE_DAY_CHANCE = 0.25  # about one day in four has an evening spike
+SOAK_DAY_CHANCE = 0.3  # about one day in three is sunny enough across the grid to push midday below zero
+FEED_IN_MARGIN_C = 2.5  # what a retailer adds to the spot price it pays for exports
+
+
 def _rng(*key: object) -> random.Random:
     return random.Random("|".join(map(str, key)))
+
+
+def soak_depth(day: date) -> float:
+    """How far (c/kWh of spot) the midday solar soak pulls the price down on NEM day `day`."""
+    return 13.0 if _rng("soak", day.isoformat()).random() < SOAK_DAY_CHANCE else 7.0
 
 
 def general_price(start: datetime) -> tuple[float, float, float]:
@@ -31,9 +42,9 @@ def general_price(start: datetime) -> tuple[float, float, float]:
     solar = max(0.0, math.sin((hour - 6.5) / 12 * math.pi))  # 0 at night, 1 at 12:30
     evening = math.exp(-((hour - 18.75) ** 2) / 2.5)
     morning = 0.4 * math.exp(-((hour - 7.5) ** 2) / 1.5)
-    spot = 9 + 30 * evening + 10 * morning - 16 * solar ** 2 + rng.uniform(-1.5, 1.5)
+    spot = 9 + 30 * evening + 10 * morning - soak_depth(local.date()) * solar ** 2 + rng.uniform(-1.5, 1.5)
     day_rng = _rng("spike", local.date().isoformat())
-    if day_rng.random() < 0.25:  # about one day in four has an evening spike
+    if day_rng.random() < SPIKE_DAY_CHANCE:
         peak = 17.5 + day_rng.random() * 2
         if abs(hour - peak) < 0.5:
             spot += day_rng.uniform(150, 1200) * (1 - abs(hour - peak) * 2)
@@ -82,7 +93,8 @@ def _interval(kind: str, channel: str, start: datetime, minutes: int, now: datet
     renewables = round(sum(s[2] for s in samples) / len(samples), 3)
     end = start + timedelta(minutes=minutes)
     if channel == "feedIn":
-        per_kwh = round(-(spot * 0.95 - 1.0), 5)  # negative = the household is paid
+        # Negative = the household is paid: only a deep soak makes exporting cost money.
+        per_kwh = round(-(spot * 0.95 + FEED_IN_MARGIN_C), 5)
         descriptor = feed_in_descriptor(-per_kwh)
     else:
         descriptor = descriptor_for(per_kwh)
@@ -104,11 +116,14 @@ def _interval(kind: str, channel: str, start: datetime, minutes: int, now: datet
     if kind == "CurrentInterval":
         item["estimate"] = (now - start) < timedelta(minutes=minutes - 1)
     if kind in ("CurrentInterval", "ForecastInterval"):
-        band = abs(per_kwh) * 0.15 + 1
+        # Amber's own forecast differs from the AEMO-based perKwh: it tempers the market's spikes.
+        predicted = per_kwh if per_kwh < 40 else 40 + (per_kwh - 40) * 0.6
+        predicted = round(predicted + _rng("adv", channel, int(start.timestamp())).uniform(-1.0, 1.0), 5)
+        band = abs(predicted) * 0.15 + 1
         item["advancedPrice"] = {
-            "low": round(per_kwh - band, 5),
-            "predicted": per_kwh,
-            "high": round(per_kwh + band, 5),
+            "low": round(predicted - band, 5),
+            "predicted": predicted,
+            "high": round(predicted + band, 5),
         }
     return item
 
@@ -146,7 +161,7 @@ class DemoUpstream:
         self.calls += 1
         now = now_utc()
         step = timedelta(minutes=resolution)
-        current = _floor(now, resolution)
+        current = floor_to_boundary(now, resolution)
         out: list[dict[str, Any]] = []
         for channel in self.channels:
             out.extend(
@@ -171,7 +186,7 @@ class DemoUpstream:
         step = timedelta(minutes=resolution)
         out: list[dict[str, Any]] = []
         for channel in self.channels:
-            cursor = _floor(start, resolution)
+            cursor = floor_to_boundary(start, resolution)
             while cursor + step <= end:
                 out.append(_interval("ActualInterval", channel, cursor, resolution, now))
                 cursor += step
@@ -216,7 +231,3 @@ def _usage(start: datetime, channel: str, identifier: str) -> dict[str, Any]:
     )
     return item
 
-
-def _floor(value: datetime, minutes: int) -> datetime:
-    value = value.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    return value - timedelta(minutes=value.minute % minutes)

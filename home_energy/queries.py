@@ -11,7 +11,7 @@ from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from .calc import Slot, age_seconds, cheapest_window, price_status
+from .calc import Slot, age_seconds, cheapest_window, forecast_price, price_status, sync_problem
 from .clock import NEM_TZ, nem_day_start, to_iso
 from .db import get_meta, int_meta
 
@@ -109,6 +109,9 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
+        "problem": sync_problem(
+            None if last is None else last["outcome"], None if last is None else last["error"], newest_price is not None,
+        ),
         "source": "live" if live else "cache",
         "mode": get_meta(conn, "mode") or mode,  # what the sync recorded: the web holds no token
         "cache_age_seconds": age_seconds(t, last_ok),
@@ -220,7 +223,8 @@ def summary_cache_key(conn: sqlite3.Connection, now: datetime) -> tuple[int | No
             _bucket(now))
 
 
-def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None) -> dict[str, Any]:
+def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None,
+            forecast: str = "amber") -> dict[str, Any]:
     sid = site_id(conn)
     t = _bucket(now)  # exact for the whole bucket: every boundary it depends on is on the 5-minute grid
     today = now.astimezone(NEM_TZ).date()
@@ -244,11 +248,12 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
     ).fetchone()
 
     horizon = t + CHEAPEST_HORIZON_H * 3600
+    # Forecasts are ranked at the price the chart draws them at (Amber's own by default).
     slots = [
-        Slot(r[0], r[1], r[2])
+        Slot(r[0], r[1], forecast_price("forecast" if r[0] > t else "current", r[2], r[3], forecast))
         for r in conn.execute(
-            "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? "
-            "AND start < ? AND end > ? ORDER BY start",
+            "SELECT start, end, per_kwh, adv_predicted FROM prices WHERE site_id = ? AND channel = 'general' "
+            "AND start > ? AND start < ? AND end > ? ORDER BY start",
             (sid, t - MAX_INTERVAL_S, horizon, t),
         )
     ]
@@ -270,5 +275,6 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
             "now_percent": None if now_row is None else now_row["renewables"],
             "today_avg_percent": None if renew is None else round(renew, 2),
         },
+        "forecast_price": forecast,
         "cheapest": windows,
     }

@@ -2,9 +2,12 @@
  * home-energy kitchen display: reads the app's own JSON API and draws the dashboard.
  *
  * The rule it keeps: never go blank and never lie about age. A failed refresh keeps the last
- * good data on screen and says since when the server has been unreachable; the page reloads
- * itself only when a reachable server reports a new version, or once a day at a quiet hour.
- * Everything is redrawn from `state.data`; nothing accumulates between refreshes.
+ * good data on screen; every abnormal state (the server's `problem`, or the page's own
+ * `server_unreachable`) is named in plain words with what to do, and a price older than its
+ * interval dims the price panel with "last known at". Forecasts are drawn at Amber's own
+ * prediction when the server says so. The page reloads itself only when a reachable server
+ * reports a new version, or once a day at a quiet hour. Everything is redrawn from `state.data`;
+ * nothing accumulates between refreshes.
  */
 "use strict";
 
@@ -29,6 +32,9 @@
   const CHART_MIN_AHEAD_MS = 12 * 60 * 60 * 1000;
   const CHART_MAX_AHEAD_MS = 24 * 60 * 60 * 1000;
   const SPIKE_LOOKAHEAD_MS = 12 * 60 * 60 * 1000; // the banner warns of spikes this far ahead
+  // A price fetched this long before its interval began is not the live one: the sync runs every
+  // 5 minutes, so this is one missed sync plus two minutes of slack.
+  const LIVE_PRICE_GRACE_MS = 7 * 60 * 1000;
   const BUDGET_WARN_FRACTION = 0.5;
   const BUDGET_OVER_FRACTION = 0.8;
   const CHEAPEST_CHOICES_H = [1, 2, 3];
@@ -37,6 +43,9 @@
   const CHEAPEST_KEY = "home-energy.cheapest-hours";
   const RELOADED_FOR_KEY = "home-energy.reloaded-for";
   const MINUS = "\u2212";
+
+  const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December"];
 
   const DESCRIPTORS = {
     extremelyLow: "Extremely low",
@@ -62,6 +71,7 @@
     failures: 0,
     unreachableSince: null, // ms of the first failed refresh in a row
     serverError: null, // the server's own one-line error, when it answered with one
+    serverProblem: null, // the `problem` in the server's error answer, when it gave one
     nextRetryAt: null,
     timer: null,
     loadedAt: Date.now(),
@@ -78,15 +88,15 @@
   const $ = (id) => document.getElementById(id);
   const el = {
     banner: $("spike-banner"), bannerText: $("spike-text"),
-    notice: $("notice"), noticeText: $("notice-text"),
+    notice: $("notice"), noticeText: $("notice-text"), noticeDetail: $("notice-detail"),
     now: $("now"), priceValue: $("price-value"), priceWord: $("price-descriptor"),
-    priceEstimate: $("price-estimate"), priceLeft: $("price-left"),
+    priceEstimate: $("price-estimate"), priceLeft: $("price-left"), priceStale: $("price-stale"),
     cheapest: $("cheapest"), cheapestHours: $("cheapest-hours"), cheapestDay: $("cheapest-day"), cheapestTimes: $("cheapest-times"),
     cheapestAvg: $("cheapest-avg"), cheapestCountdown: $("cheapest-countdown"),
-    feedinStat: $("feedin-stat"), feedinValue: $("feedin-value"), feedinLabel: $("feedin-label"),
+    feedinStat: $("feedin-stat"), feedinValue: $("feedin-value"), feedinLabel: $("feedin-label"), feedinWord: $("feedin-word"),
     renewablesValue: $("renewables-value"), renewablesNote: $("renewables-note"),
     yesterdayValue: $("yesterday-value"), yesterdayNote: $("yesterday-note"),
-    monthValue: $("month-value"), monthNote: $("month-note"),
+    monthLabel: $("month-label"), monthValue: $("month-value"), monthNote: $("month-note"),
     budget: $("budget"), budgetFill: $("budget-fill"), budgetText: $("budget-text"),
     chartCard: $("chart-card"), chart: $("chart"),
     clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), chimeToggle: $("chime-toggle"),
@@ -186,7 +196,12 @@
 
   // --- Data ------------------------------------------------------------------------------
 
-  class ServerError extends Error {}
+  class ServerError extends Error {
+    constructor(message, problem) {
+      super(message);
+      this.problem = problem || null;
+    }
+  }
 
   async function fetchJson(path) {
     const controller = new AbortController();
@@ -194,11 +209,23 @@
     try {
       const response = await fetch(path, { signal: controller.signal, cache: "no-store" });
       const body = await response.json();
-      if (!response.ok) throw new ServerError(body && body.error ? body.error : `HTTP ${response.status}`);
+      if (!response.ok) {
+        throw new ServerError(body && body.error ? body.error : `HTTP ${response.status}`, body && body.problem);
+      }
       return body;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The price a forecast is drawn at: Amber's own prediction when it gives one (as the Amber
+   *  app shows), unless the server is set to the AEMO-based perKwh. Now and the past: perKwh. */
+  function shownPrice(interval, basis) {
+    const advanced = interval.advanced_price;
+    if (basis === "amber" && interval.kind === "forecast" && advanced && advanced.predicted != null) {
+      return advanced.predicted;
+    }
+    return interval.per_kwh;
   }
 
   function withTimes(interval) {
@@ -212,6 +239,13 @@
     const priceChannels = (prices && prices.channels) || {};
     for (const key of Object.keys(currentChannels)) withTimes(currentChannels[key]);
     for (const key of Object.keys(priceChannels)) priceChannels[key].forEach(withTimes);
+    const basis = summary && summary.forecast_price === "aemo" ? "aemo" : "amber";
+    for (const key of Object.keys(priceChannels)) {
+      for (const iv of priceChannels[key]) {
+        iv.shown = shownPrice(iv, basis);
+        iv.predicted = basis === "amber" && iv.kind === "forecast" && Boolean(iv.advanced_price);
+      }
+    }
     return { health, current: currentChannels, prices: priceChannels, summary };
   }
 
@@ -244,12 +278,14 @@
       state.failures = 0;
       state.unreachableSince = null;
       state.serverError = null;
+      state.serverProblem = null;
       ok = true;
       if (reloadIfDue(health)) return;
     } catch (err) {
       state.failures += 1;
       if (state.unreachableSince === null) state.unreachableSince = Date.now();
       state.serverError = err instanceof ServerError ? err.message : null;
+      state.serverProblem = err instanceof ServerError ? err.problem : null;
     }
     schedule(ok);
     state.chartMinute = null;
@@ -308,13 +344,31 @@
     setText(el.clock, formatTime(now));
   }
 
+  function priceOf(iv) {
+    return iv.shown != null ? iv.shown : iv.per_kwh;
+  }
+
+  function pricesCachedAt() {
+    const health = state.data && state.data.health;
+    return health && health.prices_cached_at ? Date.parse(health.prices_cached_at) : null;
+  }
+
+  /** True when the price for the interval holding `now` was fetched well before that interval began. */
+  function priceIsOld(iv, now) {
+    const cachedAt = pricesCachedAt();
+    if (cachedAt === null) return true;
+    return cachedAt < iv.startMs - LIVE_PRICE_GRACE_MS && iv.startMs <= now;
+  }
+
   function renderPrice(now) {
     const iv = intervalAt("general", now);
     if (!iv) {
       el.now.dataset.descriptor = "none";
+      el.now.classList.remove("stale");
       setText(el.priceValue, "—");
-      setText(el.priceWord, state.data ? "No price for now in the cache" : "Waiting for prices");
+      setText(el.priceWord, state.data ? "No price for now: see the notice" : "Waiting for prices");
       show(el.priceEstimate, false);
+      show(el.priceStale, false);
       setText(el.priceLeft, "");
       return;
     }
@@ -326,8 +380,13 @@
       fitPrice();
     }
     setText(el.priceWord, DESCRIPTORS[descriptor]);
-    show(el.priceEstimate, Boolean(iv.estimate));
-    setText(el.priceLeft, iv.endMs > now ? `${formatDuration(iv.endMs - now)} left` : "interval over");
+    const old = priceIsOld(iv, now);
+    el.now.classList.toggle("stale", old);
+    show(el.priceStale, old);
+    const cachedAt = pricesCachedAt();
+    if (old) setText(el.priceStale, cachedAt === null ? "not live" : `last known at ${formatTime(cachedAt)}`);
+    show(el.priceEstimate, Boolean(iv.estimate) && !old);
+    setText(el.priceLeft, old ? "" : iv.endMs > now ? `${formatDuration(iv.endMs - now)} left` : "interval over");
   }
 
   /** Shrink the price only when its digits would not fit the card (e.g. "−1000"). */
@@ -367,7 +426,7 @@
     el.banner.classList.toggle("banner-spike", level === 2);
     el.banner.classList.toggle("banner-potential", level === 1);
     if (level > 0) {
-      const price = `${formatCents(interval.per_kwh)} c/kWh`;
+      const price = `${formatCents(priceOf(interval))} c/kWh`;
       let text;
       if (when === null) {
         text = level === 2 ? `PRICE SPIKE NOW · ${price} · avoid heavy use`
@@ -375,7 +434,7 @@
       } else {
         const at = `${formatTime(when)} (in ${formatDuration(when - now)})`;
         text = level === 2 ? `Price spike expected at ${at} · ${price}`
-          : `Possible price spike at ${at}`;
+          : `Possible price spike at ${at} · ${price}`;
       }
       setText(el.bannerText, text);
     }
@@ -415,6 +474,11 @@
       const earning = -feedIn.per_kwh; // Amber's feed-in price is negative when the household is paid
       setText(el.feedinValue, formatCents(Math.abs(earning)));
       setText(el.feedinLabel, earning >= 0 ? "earning" : "you pay to export");
+      // Amber's feed-in descriptor reads from the household's side: "High" is good to export.
+      const word = feedIn.descriptor && DESCRIPTORS[feedIn.descriptor === "negative" ? "extremelyLow" : feedIn.descriptor];
+      setText(el.feedinWord, word && earning >= 0 ? ` · ${word}` : "");
+      const note = el.feedinWord.parentElement;
+      if (note.scrollWidth > note.clientWidth + 1) setText(el.feedinWord, ""); // a narrow card: the sign matters more
       el.feedinStat.classList.toggle("paying", earning < 0);
     }
     const summary = state.data && state.data.summary;
@@ -423,59 +487,121 @@
       : summary && summary.renewables ? summary.renewables.now_percent : null;
     setText(el.renewablesValue, renewNow == null ? "—" : `${Math.round(renewNow)}%`);
     const avg = summary && summary.renewables ? summary.renewables.today_avg_percent : null;
-    setText(el.renewablesNote, avg == null ? "" : `today ${Math.round(avg)}%`);
+    setText(el.renewablesNote, avg != null ? `today ${Math.round(avg)}%` : renewNow == null ? "no prices yet" : "");
+  }
+
+  /** "November" for a NEM month starting on `from` (YYYY-MM-DD). */
+  function monthName(from) {
+    const month = Number(String(from || "").slice(5, 7));
+    return month >= 1 && month <= 12 ? MONTHS[month - 1] : "Last month";
   }
 
   function renderMoney() {
     const summary = state.data && state.data.summary;
     const yesterday = summary && summary.yesterday;
-    const month = summary && summary.month_to_date;
     const yCost = yesterday ? yesterday.cost_dollars : null;
     setText(el.yesterdayValue, yCost == null ? "—" : formatDollars(yCost));
-    setText(el.yesterdayNote, yesterday && yCost == null ? "usage not in yet" : "");
-    const mCost = month ? month.cost_dollars : null;
-    setText(el.monthValue, mCost == null ? "—" : formatDollars(mCost));
+    setText(el.yesterdayNote, yCost == null ? (summary ? "usage not in yet" : "") : "");
+
+    // This month to yesterday; on the 1st (and until the month has usage) last month's total.
+    const month = summary && summary.month_to_date && summary.month_to_date.cost_dollars != null
+      ? summary.month_to_date : null;
+    const last = summary && summary.last_month && summary.last_month.cost_dollars != null ? summary.last_month : null;
     const budget = summary ? summary.monthly_budget_dollars : null;
-    const hasBudget = budget != null && budget > 0;
+    const hasBudget = Boolean(month) && budget != null && budget > 0;
     show(el.budget, hasBudget);
+    let note = "";
+    if (month) {
+      setText(el.monthLabel, "This month");
+      setText(el.monthValue, formatDollars(month.cost_dollars));
+      if (!hasBudget && month.days) note = `${month.days} day${month.days === 1 ? "" : "s"}`;
+    } else if (last) {
+      setText(el.monthLabel, monthName(last.from));
+      setText(el.monthValue, formatDollars(last.cost_dollars));
+      note = "last month";
+    } else {
+      setText(el.monthLabel, "This month");
+      setText(el.monthValue, "—");
+      note = summary ? "no usage yet" : "";
+    }
     if (hasBudget) {
-      const fraction = (mCost || 0) / budget;
+      const fraction = month.cost_dollars / budget;
       el.budgetFill.style.width = `${Math.min(100, fraction * 100).toFixed(1)}%`;
       el.budget.classList.toggle("budget-warn", fraction >= BUDGET_WARN_FRACTION && fraction < BUDGET_OVER_FRACTION);
       el.budget.classList.toggle("budget-over", fraction >= BUDGET_OVER_FRACTION);
       setText(el.budgetText, `${Math.round(fraction * 100)}% of ${formatBudget(budget)} budget`);
     }
-    const days = month && month.days ? `${month.days} day${month.days === 1 ? "" : "s"}` : "";
-    setText(el.monthNote, hasBudget ? "" : days);
+    setText(el.monthNote, note);
+  }
+
+  /** The problem to name, most urgent first: the page's own, then the server's. */
+  function currentProblem() {
+    if (state.unreachableSince !== null) {
+      return state.serverError ? state.serverProblem || "cache_unreadable" : "server_unreachable";
+    }
+    const health = state.data && state.data.health;
+    if (!health) return null;
+    // Every sync succeeded yet the prices are old: the syncs themselves have stopped.
+    if (health.problem === null && health.status === "stale") return "sync_stopped";
+    if (health.problem !== undefined) return health.problem;
+    // A server from before `problem` existed: say what its status implies.
+    if (health.status === "unknown") return "first_sync_pending";
+    return health.status === "stale" || health.source === "cache" ? "upstream_unreachable" : null;
+  }
+
+  /** [headline, what to do] in a household's words; docs/display.md has the same table. */
+  function problemWords(problem, cachedAt) {
+    const since = cachedAt === null ? "No prices yet" : `No new prices since ${formatTime(cachedAt)}`;
+    const kept = cachedAt === null ? "" : "; showing the last known";
+    switch (problem) {
+      case "server_unreachable":
+        return [`The Pi stopped answering at ${formatTime(state.unreachableSince)}`,
+          cachedAt === null ? "Restart the Pi if this lasts" : `Prices shown are from ${formatTime(cachedAt)}; restart the Pi if this lasts`];
+      case "token_refused":
+        return ["Amber refused the token", "Check the Amber token in the settings on the Pi"];
+      case "site_missing":
+        return ["Amber does not know this site", "Check the site id in the settings on the Pi"];
+      case "rate_limited":
+        return [since, `Amber asked for a pause: new prices within minutes${kept}`];
+      case "invalid_data":
+        return [since, `Amber's reply could not be read${kept}`];
+      case "cache_unreadable":
+        return ["The Pi cannot read its saved prices", "Restart the Pi; if this stays, reinstall"];
+      case "sync_stopped":
+        return [since, "The Pi has stopped fetching prices; restart the Pi"];
+      case "first_sync_pending":
+        return ["Waiting for the first prices", "If this lasts 10 minutes, check the Pi's internet"];
+      case "upstream_unreachable":
+        return [since, `Amber or the internet is down${kept}`];
+      default:
+        return [since, `Something is wrong (${problem})${kept}`];
+    }
   }
 
   function renderFreshness(now) {
     const health = state.data && state.data.health;
     show(el.demo, Boolean(health && health.mode === "demo"));
-    const cachedAt = health && health.prices_cached_at ? Date.parse(health.prices_cached_at) : null;
+    const cachedAt = pricesCachedAt();
     setText(el.freshness, cachedAt === null ? "" : `Updated ${formatTime(cachedAt)} · ${formatAgo(now - cachedAt)}`);
 
-    // The notice takes the place of "Updated …" in the footer, so it never costs the chart a row.
-    let notice = "";
+    const problem = currentProblem();
     let detail = "";
-    const cached = cachedAt === null ? "" : `prices cached ${formatTime(cachedAt)}`;
-    if (state.unreachableSince !== null) {
-      const since = formatTime(state.unreachableSince);
-      notice = state.serverError ? `Server error since ${since}` : `Server offline since ${since}`;
-      if (cached) notice += ` · ${cached}`;
-      detail = state.serverError || "the dashboard server does not answer";
-      if (state.nextRetryAt && state.nextRetryAt > now) {
-        detail += `; retrying in ${Math.ceil((state.nextRetryAt - now) / 1000)} s`;
+    if (problem) {
+      const [headline, todo] = problemWords(problem, cachedAt);
+      setText(el.noticeText, headline);
+      setText(el.noticeDetail, todo);
+      detail = state.serverError || (health && health.last_sync && health.last_sync.error) || "";
+      if (state.unreachableSince !== null && state.nextRetryAt && state.nextRetryAt > now) {
+        detail += `${detail ? "; " : ""}retrying in ${Math.ceil((state.nextRetryAt - now) / 1000)} s`;
       }
-    } else if (health && health.status === "unknown") {
-      notice = "No prices yet: waiting for the first sync";
-    } else if (health && (health.status === "stale" || health.source === "cache")) {
-      notice = cached ? `Offline: showing ${cached.replace("cached", "cached at")}` : "Offline: no prices cached";
-      detail = health.last_sync && health.last_sync.error ? health.last_sync.error : "";
     }
-    show(el.notice, notice !== "");
-    show(el.freshness, notice === "");
-    setText(el.noticeText, notice);
+    if (el.notice.dataset.problem !== (problem || "")) el.notice.dataset.problem = problem || "";
+    show(el.notice, Boolean(problem));
+    if (body.classList.contains("has-notice") !== Boolean(problem)) {
+      body.classList.toggle("has-notice", Boolean(problem));
+      fitPrice();
+      state.chartSize = "";
+    }
     if (el.notice.title !== detail) el.notice.title = detail;
   }
 
@@ -493,19 +619,19 @@
   /** The price below which fraction `q` of the time falls (5- and 30-minute intervals mix). */
   function timeQuantile(intervals, q) {
     if (intervals.length === 0) return 0;
-    const sorted = intervals.slice().sort((a, b) => a.per_kwh - b.per_kwh);
+    const sorted = intervals.slice().sort((a, b) => priceOf(a) - priceOf(b));
     const total = sorted.reduce((sum, iv) => sum + (iv.endMs - iv.startMs), 0);
     let seen = 0;
     for (const iv of sorted) {
       seen += iv.endMs - iv.startMs;
-      if (seen >= q * total) return iv.per_kwh;
+      if (seen >= q * total) return priceOf(iv);
     }
-    return sorted[sorted.length - 1].per_kwh;
+    return priceOf(sorted[sorted.length - 1]);
   }
 
   /** Axis limits that keep ordinary prices readable: rare spikes are clipped and labelled. */
   function chartRange(intervals) {
-    const values = intervals.map((iv) => iv.per_kwh);
+    const values = intervals.map(priceOf);
     const hi = values.length ? Math.max(...values) : 0;
     const lo = values.length ? Math.min(...values) : 0;
     const typicalHigh = Math.max(20, timeQuantile(intervals, 0.9) * 1.5);
@@ -527,7 +653,7 @@
     el.chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
     if (width < 50 || height < 50 || list.length === 0) {
       el.chart.innerHTML = list.length === 0 && state.data
-        ? `<text class="axis-label" x="${width / 2}" y="${height / 2}" text-anchor="middle">No forecast in the cache</text>` : "";
+        ? `<text class="axis-label" x="${width / 2}" y="${height / 2}" text-anchor="middle">No forecast yet: see the notice above</text>` : "";
       return;
     }
 
@@ -572,19 +698,31 @@
       }
     }
 
-    // Bars: width by duration, colour by descriptor, below the axis when negative.
+    // Bars: width by duration, colour by descriptor, below the axis when negative; forecasts at
+    // Amber's prediction with its low-high band laid over them.
     const zeroY = y(0);
     let peak = null;
     for (const iv of shown) {
       const xs = x(Math.max(t0, iv.startMs));
       const xe = x(Math.min(t1, iv.endMs));
       const gap = xe - xs > 3 ? 0.6 : 0;
-      const yv = y(clamp(iv.per_kwh));
+      const value = priceOf(iv);
+      const yv = y(clamp(value));
       const yTop = Math.min(yv, zeroY);
       const h = Math.max(1, Math.abs(zeroY - yv));
       const past = iv.endMs <= now ? " past" : "";
-      parts.push(`<rect class="bar bar-${descriptorOf(iv)}${past}" x="${xs.toFixed(1)}" y="${yTop.toFixed(1)}" width="${Math.max(0.8, xe - xs - gap).toFixed(1)}" height="${h.toFixed(1)}" data-start="${iv.start}" data-price="${iv.per_kwh}"/>`);
-      if (iv.endMs > now && (!peak || iv.per_kwh > peak.per_kwh)) peak = iv;
+      const barW = Math.max(0.8, xe - xs - gap).toFixed(1);
+      parts.push(`<rect class="bar bar-${descriptorOf(iv)}${past}" x="${xs.toFixed(1)}" y="${yTop.toFixed(1)}" width="${barW}" height="${h.toFixed(1)}" data-start="${iv.start}" data-price="${value}"/>`);
+      const advanced = iv.advanced_price;
+      if (iv.predicted && advanced.low != null && advanced.high != null) {
+        const yHigh = y(clamp(advanced.high));
+        const yLow = y(clamp(advanced.low));
+        // A whisker half the bar's width, so the bar's own colour shows on both sides of it.
+        const bandW = Math.max(1, Number(barW) / 2);
+        const bandX = xs + (Number(barW) - bandW) / 2;
+        parts.push(`<rect class="band" x="${bandX.toFixed(1)}" y="${yHigh.toFixed(1)}" width="${bandW.toFixed(1)}" height="${Math.max(1, yLow - yHigh).toFixed(1)}" data-start="${iv.start}" data-low="${advanced.low}" data-high="${advanced.high}"/>`);
+      }
+      if (iv.endMs > now && (!peak || value > priceOf(peak))) peak = iv;
     }
 
     // Hour labels in the household's time, spaced so they never touch.
@@ -604,22 +742,60 @@
 
     // Now marker, labelled to its left.
     const nx = x(now);
-    const charW = fontPx * 0.62;
     parts.push(`<line class="now-line" x1="${nx.toFixed(1)}" x2="${nx.toFixed(1)}" y1="${top - 2}" y2="${top + plotH}"/>`);
     parts.push(`<text class="now-label" x="${(nx - 4).toFixed(1)}" y="${top - 5}" text-anchor="end">now</text>`);
 
-    // The peak ahead, labelled when it is off the scale; never on top of "now".
-    if (peak && range.clippedHigh && peak.per_kwh > range.top) {
-      const label = `peak ${formatCents(peak.per_kwh)}c`;
-      const labelW = label.length * charW;
-      const centre = (x(Math.max(t0, peak.startMs)) + x(Math.min(t1, peak.endMs))) / 2;
-      let lx = Math.max(nx + 6, centre - labelW / 2);
-      lx = Math.min(lx, width - right - labelW);
-      if (lx < nx + 6) lx = nx + 6;
-      parts.push(`<text class="peak-label" x="${lx.toFixed(1)}" y="${top - 5}">${label}</text>`);
+    // One number per spike: the interval the banner names, at the banner's value; otherwise the
+    // peak ahead when it is off the scale. Never on top of "now" (placed by measuring below).
+    const outlook = spikeOutlook(now);
+    let marked = null;
+    let label = "";
+    if (outlook.level > 0 && outlook.interval) {
+      marked = outlook.interval;
+      label = outlook.when === null ? `${formatCents(priceOf(marked))}c`
+        : `${formatTime(marked.startMs)} ${formatCents(priceOf(marked))}c`;
+    } else if (peak && range.clippedHigh && priceOf(peak) > range.top) {
+      marked = peak;
+      label = `peak ${formatCents(priceOf(peak))}c`;
+    }
+    if (marked) {
+      const centre = (x(Math.max(t0, marked.startMs)) + x(Math.min(t1, marked.endMs))) / 2;
+      parts.push(`<text class="peak-label" x="${centre.toFixed(1)}" y="${top - 5}" data-start="${marked.start}">${label}</text>`);
     }
 
     el.chart.innerHTML = parts.join("");
+    placeLabels(width, right, nx);
+  }
+
+  function overlaps(a, b, pad) {
+    return a.x < b.x + b.width + pad && b.x < a.x + a.width + pad && a.y < b.y + b.height && b.y < a.y + a.height;
+  }
+
+  /** Measure the drawn labels: move the spike label clear of "now" and the edges, and drop any
+   *  axis or hour label that would touch a more important one. */
+  function placeLabels(width, right, nx) {
+    const nowLabel = el.chart.querySelector(".now-label");
+    const peakLabel = el.chart.querySelector(".peak-label");
+    const pad = 4;
+    if (peakLabel) {
+      const w = peakLabel.getBBox().width;
+      const nowBox = nowLabel.getBBox();
+      let lx = Number(peakLabel.getAttribute("x")) - w / 2;
+      lx = Math.min(lx, width - right - w);
+      lx = Math.max(lx, nx + 6);
+      if (lx + w > width - right) {
+        // No room right of "now": put the label left of the "now" label.
+        lx = Math.max(0, nowBox.x - pad * 2 - w);
+      }
+      peakLabel.setAttribute("x", lx.toFixed(1));
+      if (overlaps(peakLabel.getBBox(), nowBox, pad)) nowLabel.remove();
+    }
+    const kept = [...el.chart.querySelectorAll(".now-label, .peak-label")].map((n) => n.getBBox());
+    for (const node of el.chart.querySelectorAll(".axis-label, .hour-label")) {
+      const box = node.getBBox();
+      if (box.x < 0 || box.x + box.width > width || kept.some((k) => overlaps(box, k, pad))) node.remove();
+      else kept.push(box);
+    }
   }
 
   // --- Chime, settings, burn-in -----------------------------------------------------------

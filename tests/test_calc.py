@@ -1,7 +1,18 @@
-"""The display's arithmetic: duration-weighted cheapest windows and ages."""
+"""The display's arithmetic: duration-weighted cheapest windows, ages, the forecast price and problems."""
 from __future__ import annotations
 
-from home_energy.calc import Slot, Window, age_seconds, cheapest_window, price_status
+import pytest
+
+from home_energy.calc import (
+    PROBLEMS,
+    Slot,
+    Window,
+    age_seconds,
+    cheapest_window,
+    forecast_price,
+    price_status,
+    sync_problem,
+)
 
 MIN = 60
 
@@ -57,3 +68,48 @@ def test_ages_are_never_negative_and_status_follows_price_age():
     assert price_status(None, 900) == "unknown"
     assert price_status(900, 900) == "ok"
     assert price_status(901, 900) == "stale"
+
+
+# --- The forecast price shown and ranked ---------------------------------------------------
+
+
+def test_forecasts_use_ambers_prediction_when_it_has_one():
+    assert forecast_price("forecast", 30.0, 24.5, "amber") == 24.5
+    assert forecast_price("forecast", 30.0, None, "amber") == 30.0  # no advancedPrice: perKwh
+
+
+def test_actual_and_current_prices_and_the_aemo_setting_use_per_kwh():
+    assert forecast_price("current", 30.0, 24.5, "amber") == 30.0
+    assert forecast_price("actual", 30.0, 24.5, "amber") == 30.0
+    assert forecast_price("forecast", 30.0, 24.5, "aemo") == 30.0
+
+
+# --- The problem health names --------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("outcome", "error", "has_prices", "problem"),
+    [
+        (None, None, False, "first_sync_pending"),
+        (None, None, True, None),
+        ("ok", None, True, None),
+        ("partial", "Amber usage failed", True, None),
+        ("configerror", "Amber refused the token (401): check AMBER_TOKEN", True, "token_refused"),
+        ("configerror", "Amber refused the token (403): check AMBER_TOKEN", False, "token_refused"),
+        ("configerror", "Amber has no such site (404 on prices): check AMBER_SITE_ID", True, "site_missing"),
+        ("configerror", "AMBER_SITE_ID 01X is not one of this account's sites: 01Y", True, "site_missing"),
+        ("configerror", "set AMBER_SITE_ID: this account has 2 active sites: 01A, 01B", False, "site_missing"),
+        ("dataerror", "Amber prices response rejected: [3].perKwh: must be number", True, "invalid_data"),
+        ("tempfail", "Amber rate limit reached (429): no calls for 240 s", True, "rate_limited"),
+        ("tempfail", "rate-limited by Amber: no calls for another 120 s", True, "rate_limited"),
+        ("tempfail", "cannot reach Amber at https://api.amber.com.au/v1: connection refused", True,
+         "upstream_unreachable"),
+        ("tempfail", "Amber did not answer prices within 20 s", False, "upstream_unreachable"),
+        ("tempfail", "Amber is failing (503) on prices", True, "upstream_unreachable"),
+        ("tempfail", "another sync is still running (lock /var/lib/x.lock): try again later", True, None),
+        ("tempfail", "cache /var/lib/home-energy/cache.sqlite cannot be read: disk I/O error", True,
+         "cache_unreadable"),
+    ],
+)
+def test_sync_problem_names_what_the_household_must_know(outcome, error, has_prices, problem):
+    assert sync_problem(outcome, error, has_prices) == problem
+    assert problem is None or problem in PROBLEMS

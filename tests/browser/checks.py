@@ -132,3 +132,18 @@ def avg_text(value: float) -> str:
 
 def dollars_text(value: float) -> str:
     return f"${value:.2f}"
+
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+
+
+def month_expected(summary: dict) -> tuple[str, str]:
+    """The month card's (label, value): this month to yesterday; on the 1st, and until the month
+    has usage, last month by name; with neither, a dash (its reason is in the note)."""
+    month, last = summary["month_to_date"], summary.get("last_month")
+    if month and month["cost_dollars"] is not None:
+        return "This month", dollars_text(month["cost_dollars"])
+    if last and last["cost_dollars"] is not None:
+        return MONTHS[int(last["from"][5:7]) - 1], dollars_text(last["cost_dollars"])
+    return "This month", "\u2014"

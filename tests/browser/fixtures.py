@@ -2,7 +2,8 @@
 
 Prices follow a plain daily curve (cheap around midday, dear in the evening) in 5-minute
 intervals up to an hour ahead and 30-minute forecasts after that, as Amber mixes them.
-Scenarios change one thing at a time: the price now, a spike ahead, staleness, the mode.
+Scenarios change one thing at a time: the price now, a spike ahead, staleness and the problem
+health names, the mode, the month's totals.
 """
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def interval(start: datetime, minutes: int, price: float, kind: str, **extra) ->
     return body
 
 
+def predicted_band(per_kwh: float) -> dict:
+    predicted = round(per_kwh * 0.9, 4)
+    return {"low": round(predicted * 0.8 - 1, 4), "predicted": predicted, "high": round(predicted * 1.2 + 1, 4)}
+
+
 def floor_to(value: datetime, minutes: int) -> datetime:
     epoch = int(value.timestamp())
     return datetime.fromtimestamp(epoch - epoch % (minutes * 60), UTC)
@@ -98,13 +104,27 @@ def scenario(
     source: str = "live",
     mode: str = "amber",
     cached_ago: timedelta = timedelta(minutes=2),
+    problem: str | None = "",
     budget: float | None = None,
     month_cost: float | None = 48.9,
+    last_month_cost: float | None = 84.2,
     yesterday_cost: float | None = 3.07,
     cheapest_2h_in: timedelta = timedelta(hours=2, minutes=15),
+    advanced: bool = False,
+    forecast_price: str = "amber",
 ) -> dict[str, object]:
-    """All four answers the page reads, keyed by path."""
+    """All four answers the page reads, keyed by path.
+
+    `problem` defaults to what the server would say: none while prices are live, Amber unreachable
+    otherwise. `month_cost` None is the 1st of a month: `month_to_date` is null.
+    """
+    if problem == "":
+        problem = None if (status, source) == ("ok", "live") else "upstream_unreachable"
     general = general_intervals(now)
+    if advanced:  # Amber's own forecast: 10 % under the market's, with a band around it
+        for iv in general:
+            if iv["kind"] == "forecast":
+                iv["advanced_price"] = predicted_band(iv["per_kwh"])
     current = find(general, now)
     if price_now is not None:
         current.update(per_kwh=price_now, descriptor=descriptor_for(price_now))
@@ -113,6 +133,8 @@ def scenario(
         offset, status_ahead, price_ahead = spike_ahead
         ahead = find(general, now + offset)
         ahead.update(spike_status=status_ahead, per_kwh=price_ahead, descriptor=descriptor_for(price_ahead))
+        if advanced:
+            ahead["advanced_price"] = predicted_band(price_ahead)
     channels = {"general": general}
     current_channels = {"general": current}
     if feed_in:
@@ -126,13 +148,15 @@ def scenario(
     start_2h = floor_to(now + cheapest_2h_in, 5)
     day = now.astimezone(NEM).date()
     yesterday = day - timedelta(days=1)
+    last_month_end = day.replace(day=1) - timedelta(days=1)
+    last_month_start = last_month_end.replace(day=1)
 
     def window(hours: int, start: datetime, avg: float) -> dict:
         return {"start": iso(start), "end": iso(start + timedelta(hours=hours)), "avg_per_kwh": avg, "hours": hours}
 
     return {
         "/api/health": {
-            "status": status, "source": source, "mode": mode, "cache_age_seconds": int(cached_ago.total_seconds()),
+            "status": status, "problem": problem, "source": source, "mode": mode, "cache_age_seconds": int(cached_ago.total_seconds()),
             "price_age_seconds": int(cached_ago.total_seconds()), "usage_age_seconds": 50000,
             "last_sync": {"at": iso(cached_at), "outcome": "ok" if source == "live" else "error",
                           "error": None if source == "live" else "Amber did not answer"},
@@ -142,11 +166,18 @@ def scenario(
         "/api/prices": {"channels": channels},
         "/api/summary": {
             "yesterday": {"date": yesterday.isoformat(), "cost_dollars": yesterday_cost},
-            "month_to_date": {"from": day.replace(day=1).isoformat(), "to": yesterday.isoformat(),
-                              "cost_dollars": month_cost, "days": yesterday.day},
+            "month_to_date": None if month_cost is None or day.day == 1 else {
+                "from": day.replace(day=1).isoformat(), "to": yesterday.isoformat(), "cost_dollars": month_cost,
+                "days": yesterday.day,
+            },
+            "last_month": None if last_month_cost is None else {
+                "from": last_month_start.isoformat(), "to": last_month_end.isoformat(),
+                "cost_dollars": last_month_cost, "days": last_month_end.day,
+            },
             "usage_through": yesterday.isoformat(),
             "monthly_budget_dollars": budget,
             "renewables": {"now_percent": 41.6, "today_avg_percent": 38.24},
+            "forecast_price": forecast_price,
             "cheapest": {
                 "1h": window(1, start_2h + timedelta(minutes=30), 4.81),
                 "2h": window(2, start_2h, 5.2349),
@@ -160,7 +191,8 @@ def empty_cache(version: str) -> dict[str, object]:
     """What a fresh install answers before its first sync."""
     return {
         "/api/health": {
-            "status": "unknown", "source": "cache", "mode": "amber", "cache_age_seconds": None,
+            "status": "unknown", "problem": "first_sync_pending", "source": "cache", "mode": "amber",
+            "cache_age_seconds": None,
             "price_age_seconds": None, "usage_age_seconds": None, "last_sync": None, "prices_cached_at": None,
             "version": version,
         },
@@ -168,9 +200,10 @@ def empty_cache(version: str) -> dict[str, object]:
         "/api/prices": {"channels": {}},
         "/api/summary": {
             "yesterday": {"date": "2026-01-14", "cost_dollars": None},
-            "month_to_date": {"from": "2026-01-01", "to": "2026-01-14", "cost_dollars": None, "days": 0},
+            "month_to_date": None, "last_month": None,
             "usage_through": None, "monthly_budget_dollars": None,
             "renewables": {"now_percent": None, "today_avg_percent": None},
+            "forecast_price": "amber",
             "cheapest": {"1h": None, "2h": None, "3h": None},
         },
     }

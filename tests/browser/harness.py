@@ -52,8 +52,10 @@ def _env(sqlite_path: Path, port: int | None, extra: dict[str, str]) -> dict[str
 class Server:
     """`home-energy serve` as a subprocess; with `version`, the same app reporting that version."""
 
-    def __init__(self, sqlite_path: Path, port: int | None = None, version: str | None = None, **env: str):
+    def __init__(self, sqlite_path: Path, port: int | None = None, version: str | None = None,
+                 start_timeout_s: float = SERVER_START_TIMEOUT_S, **env: str):
         self.sqlite_path = sqlite_path
+        self.start_timeout_s = start_timeout_s
         self.port = port or free_port()
         self.version = version
         self.env = env
@@ -72,7 +74,7 @@ class Server:
             cmd, env=_env(self.sqlite_path, self.port, self.env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
@@ -83,7 +85,7 @@ class Server:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not answer on {self.url} within {SERVER_START_TIMEOUT_S} s")
+        raise RuntimeError(f"server did not answer on {self.url} within {self.start_timeout_s} s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -29,9 +29,10 @@ def low_contrast(page) -> list[dict]:
 def test_every_text_element_has_aa_contrast_in_every_descriptor_colour(fake_page, night):
     page, api, _ = fake_page
     when = sydney(2026, 1, 15, 23, 10) if night else NOW
+    # A notice but a live price, so the price panel wears each descriptor's colour.
     everything = dict(
-        spike_ahead=(timedelta(hours=2), "potential", 300.0), status="stale", source="cache",
-        cached_ago=timedelta(minutes=40), mode="demo", budget=100.0, month_cost=60.0,
+        spike_ahead=(timedelta(hours=2), "potential", 300.0), status="ok", source="cache",
+        cached_ago=timedelta(minutes=4), mode="demo", budget=100.0, month_cost=60.0, advanced=True,
     )
     open_at(page, api, when, **everything)
     assert page.evaluate("() => document.body.classList.contains('night')") is night
@@ -43,6 +44,11 @@ def test_every_text_element_has_aa_contrast_in_every_descriptor_colour(fake_page
     api.use(when, price_now=480.0, spike_now="spike")
     refresh(page)
     assert page.locator("#spike-banner").is_visible()
+    assert low_contrast(page) == []
+    # The price older than its interval: the dimmed panel still reads at AA.
+    api.use(when, status="stale", source="cache", cached_ago=timedelta(minutes=40), mode="demo")
+    refresh(page)
+    assert "stale" in page.locator("#now").get_attribute("class")
     assert low_contrast(page) == []
 
 

@@ -1,41 +1,65 @@
 """The page on the real server and a demo cache, at every screen size the display is used at.
 
 The numbers on screen are compared with the API answers the page itself received (recorded as
-they pass through), so a price that changes between two reads cannot make the test flaky.
+they pass through), so a price that changes between two reads cannot make the test flaky. The
+server and the page run on a chosen date (the 1st of a month and a mid-month day), never today's.
 """
 from __future__ import annotations
 
 import json
-import time
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from .checks import LAYOUT_PROBLEMS_JS, PRICE_DIGIT_HEIGHT_JS, avg_text, cents_text, dollars_text, js_round
+from .checks import (
+    LAYOUT_PROBLEMS_JS,
+    PRICE_DIGIT_HEIGHT_JS,
+    avg_text,
+    cents_text,
+    dollars_text,
+    js_round,
+    month_expected,
+)
 from .conftest import PageWatch
+from .harness import Server
 
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = [(800, 480), (1024, 600), (1280, 800), (1920, 1080), (720, 1280)]
 SYDNEY = ZoneInfo("Australia/Sydney")
-INTERVAL_S = 300
+DESCRIPTOR_WORDS = {"extremelyLow": "Extremely low", "veryLow": "Very low", "low": "Low", "neutral": "Neutral",
+                    "high": "High", "spike": "Spike"}
+# 09:01:30 NEM on the 1st of a month and on the 15th: three and a half minutes from the next
+# interval boundary, so no boundary falls between the API's answers and the assertions.
+DATES = {
+    "1st": datetime(2026, 11, 30, 23, 1, 30, tzinfo=timezone.utc),
+    "15th": datetime(2026, 11, 14, 23, 1, 30, tzinfo=timezone.utc),
+}
 
 
 def hhmm(text: str) -> str:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(SYDNEY).strftime("%H:%M")
 
 
-def wait_clear_of_interval_boundary(margin_s: float = 8.0) -> None:
-    """Keep a 5-minute boundary from falling between the API's answer and the assertions."""
-    left = INTERVAL_S - time.time() % INTERVAL_S
-    if left < margin_s:
-        time.sleep(left + 0.5)
+@pytest.fixture(scope="module", params=sorted(DATES), ids=sorted(DATES))
+def dated_server(request, tmp_path_factory):
+    """`home-energy serve` over a demo cache filled at a chosen instant, its clock running from there."""
+    when = DATES[request.param]
+    cache = tmp_path_factory.mktemp(f"dated-{request.param}") / "cache.sqlite"
+    server = Server(cache, version="dated", HOME_ENERGY_TEST_NOW=when.isoformat(), HOME_ENERGY_TEST_SYNC="1",
+                    start_timeout_s=60).start()
+    server.when = when
+    yield server
+    server.stop()
 
 
 def open_recorded(browser, server, width, height):
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    when = getattr(server, "when", None)
+    if when is not None:
+        page.clock.install(time=when)
     watch = PageWatch(page, server.url)
     answers: dict[str, object] = {}
 
@@ -52,9 +76,8 @@ def open_recorded(browser, server, width, height):
 
 
 @pytest.mark.parametrize(("width", "height"), VIEWPORTS, ids=[f"{w}x{h}" for w, h in VIEWPORTS])
-def test_numbers_on_screen_equal_the_api_at_every_viewport(browser, demo_server, width, height):
-    wait_clear_of_interval_boundary()
-    context, page, watch, answers = open_recorded(browser, demo_server, width, height)
+def test_numbers_on_screen_equal_the_api_at_every_viewport(browser, dated_server, width, height):
+    context, page, watch, answers = open_recorded(browser, dated_server, width, height)
     try:
         current = answers["/api/current"]["channels"]
         summary = answers["/api/summary"]
@@ -64,14 +87,18 @@ def test_numbers_on_screen_equal_the_api_at_every_viewport(browser, demo_server,
         earning = -current["feedIn"]["per_kwh"]
         assert text("#feedin-value") == cents_text(abs(earning))
         assert text("#feedin-label") == ("earning" if earning >= 0 else "you pay to export")
+        assert text("#feedin-word") in ("", f"· {DESCRIPTOR_WORDS[current['feedIn']['descriptor']]}")
 
         window = summary["cheapest"]["2h"]
         assert text("#cheapest-times") == f"{hhmm(window['start'])}–{hhmm(window['end'])}"
         assert text("#cheapest-avg") == f"avg {avg_text(window['avg_per_kwh'])} c ·"
         assert text("#yesterday-value") == dollars_text(summary["yesterday"]["cost_dollars"])
-        assert text("#month-value") == dollars_text(summary["month_to_date"]["cost_dollars"])
+        assert (text("#month-label"), text("#month-value")) == month_expected(summary)
+        if dated_server.when.astimezone(SYDNEY).day == 1:
+            assert page.locator("#budget").is_hidden()
         assert text("#renewables-value") == f"{int(js_round(current['general']['renewables']))}%"
         assert page.locator("#demo-badge").is_visible()
+        assert page.locator("#notice").is_hidden()
 
         assert page.evaluate(LAYOUT_PROBLEMS_JS) == []
         assert watch.errors == []

@@ -34,8 +34,8 @@ def test_server_stops_then_returns_with_a_new_version(browser, tmp_path):
         assert {sel: page.locator(sel).inner_text() for sel in NUMBERS} == before
         assert page.locator("#notice").is_visible()
         notice = page.locator("#notice-text").inner_text()
-        assert notice.startswith("Server offline since ")
-        assert " · prices cached " in notice
+        assert notice.startswith("The Pi stopped answering at ")
+        assert page.locator("#notice-detail").inner_text().startswith("Prices shown are from ")
         assert watch.navigations == 1
 
         server = Server(cache, port=server.port, version="after-update-2").start()

@@ -1,14 +1,15 @@
 """The page's states, driven by fixture API answers and the page's clock: spike, negative price,
-estimate, stale and offline, demo, night, budget, feed-in, countdowns, reloads and settings."""
+estimate, stale and offline, demo, night, budget, the 1st of a month, feed-in, Amber's own
+forecast, one number per spike, chart labels, countdowns, reloads and settings."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
 
-from .checks import MINUS, cents_text
+from .checks import LAYOUT_PROBLEMS_JS, MINUS, cents_text
 from .driving import READY_JS, open_at, refresh, sydney, text
-from .fixtures import NOW, empty_cache, iso
+from .fixtures import NOW, empty_cache, find, iso
 
 pytestmark = pytest.mark.browser
 
@@ -29,10 +30,10 @@ def test_spike_ahead_warns_with_its_time_and_a_countdown(fake_page):
     page, api, _ = fake_page
     open_at(page, api, NOW, spike_ahead=(timedelta(hours=3, minutes=20), "potential", 312.0))
     # The 30-minute interval holding 16:32 local starts at 16:30: 3 h 17 m 30 s away, shown rounded up.
-    assert text(page, "#spike-text") == "Possible price spike at 16:30 (in 3 h 18 m)"
+    assert text(page, "#spike-text") == "Possible price spike at 16:30 (in 3 h 18 m) · 312 c/kWh"
     assert "banner-potential" in page.locator("#spike-banner").get_attribute("class")
     page.clock.run_for(60_000)
-    assert text(page, "#spike-text") == "Possible price spike at 16:30 (in 3 h 17 m)"
+    assert text(page, "#spike-text") == "Possible price spike at 16:30 (in 3 h 17 m) · 312 c/kWh"
 
 
 def test_no_banner_without_a_spike_status(fake_page):
@@ -77,15 +78,23 @@ def test_stale_prices_show_when_they_were_cached(fake_page):
     page, api, _ = fake_page
     open_at(page, api, NOW, status="stale", source="cache", cached_ago=timedelta(minutes=32, seconds=30))
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Offline: showing prices cached at 12:40"
+    assert text(page, "#notice-text") == "No new prices since 12:40"
+    assert text(page, "#notice-detail") == "Amber or the internet is down; showing the last known"
     assert page.locator("#notice").get_attribute("title") == "Amber did not answer"
+    # The price shown was fetched before its interval began: the panel says so.
+    assert "stale" in page.locator("#now").get_attribute("class")
+    assert text(page, "#price-stale") == "last known at 12:40"
+    assert page.locator("#price-left").inner_text() == ""
 
 
 def test_cache_source_alone_shows_the_offline_notice(fake_page):
     page, api, _ = fake_page
     open_at(page, api, NOW, status="ok", source="cache", cached_ago=timedelta(minutes=7, seconds=30))
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Offline: showing prices cached at 13:05"
+    assert text(page, "#notice-text") == "No new prices since 13:05"
+    # 13:05 is this interval's own fetch: the price itself is still the live one.
+    assert "stale" not in page.locator("#now").get_attribute("class")
+    assert page.locator("#price-stale").is_hidden()
 
 
 def test_fresh_live_prices_show_no_notice(fake_page):
@@ -199,10 +208,10 @@ def test_unreachable_server_keeps_the_numbers_and_backs_off(fake_page):
     after = {sel: text(page, sel) for sel in before}
     assert after == before
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Server offline since 13:12 · prices cached 13:10"
-    assert page.locator("#freshness").is_hidden()
-    assert page.locator("#notice").get_attribute("title").startswith(
-        "the dashboard server does not answer; retrying in ")
+    assert text(page, "#notice-text") == "The Pi stopped answering at 13:12"
+    assert text(page, "#notice-detail") == "Prices shown are from 13:10; restart the Pi if this lasts"
+    assert page.locator("#notice").get_attribute("data-problem") == "server_unreachable"
+    assert page.locator("#notice").get_attribute("title").startswith("retrying in ")
     delays = []
     for _ in range(8):
         delays.append(page.evaluate("() => window.homeEnergy.state.nextRetryAt - Date.now()"))
@@ -338,13 +347,15 @@ def test_empty_cache_shows_placeholders_and_says_it_is_waiting(fake_page):
     api.bodies = empty_cache(api.version)
     refresh(page)
     assert text(page, "#price-value") == "—"
-    assert text(page, "#price-descriptor") == "No price for now in the cache"
+    assert text(page, "#price-descriptor") == "No price for now: see the notice"
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "No prices yet: waiting for the first sync"
+    assert text(page, "#notice-text") == "Waiting for the first prices"
+    assert text(page, "#notice-detail") == "If this lasts 10 minutes, check the Pi's internet"
     assert text(page, "#cheapest-times") == "—"
     assert text(page, "#yesterday-value") == "—"
     assert page.locator("#feedin-stat").is_hidden()
-    assert page.locator("#chart").text_content() == "No forecast in the cache"
+    assert page.locator("#chart").text_content() == "No forecast yet: see the notice above"
+    assert (text(page, "#month-value"), text(page, "#month-note")) == ("—", "no usage yet")
     assert watch.errors == []
 
 
@@ -355,7 +366,8 @@ def test_server_error_keeps_the_numbers_and_names_the_error(fake_page):
     refresh(page)
     assert text(page, "#price-value") == "23"
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Server error since 13:12 · prices cached 13:10"
+    assert text(page, "#notice-text") == "The Pi cannot read its saved prices"
+    assert text(page, "#notice-detail") == "Restart the Pi; if this stays, reinstall"
     assert page.locator("#notice").get_attribute("title").startswith("cache cannot be read: disk I/O error; retrying in ")
 
 
@@ -390,3 +402,108 @@ def test_chart_bars_are_as_wide_as_their_intervals_and_hours_are_local(fake_page
     current = bar(api.bodies["/api/current"]["channels"]["general"])
     current_x = float(current.get_attribute("x"))
     assert current_x <= now_x <= current_x + float(current.get_attribute("width")) + 1
+
+
+def test_first_of_the_month_shows_last_months_total_and_no_budget_bar(fake_page):
+    page, api, watch = fake_page
+    first = sydney(2026, 12, 1, 9, 0)
+    open_at(page, api, first, budget=120.0, month_cost=None, last_month_cost=84.2)
+    assert api.bodies["/api/summary"]["month_to_date"] is None
+    assert (text(page, "#month-label"), text(page, "#month-value"), text(page, "#month-note")) == (
+        "November", "$84.20", "last month")
+    assert page.locator("#budget").is_hidden()
+    assert "—" not in page.locator("#stats").inner_text()
+    assert page.evaluate(LAYOUT_PROBLEMS_JS) == []
+    # The 2nd: this month again, with its budget bar.
+    open_at(page, api, sydney(2026, 12, 2, 9, 0), budget=120.0, month_cost=6.5)
+    assert (text(page, "#month-label"), text(page, "#month-value")) == ("This month", "$6.50")
+    assert page.locator("#budget").is_visible()
+    assert watch.errors == []
+
+
+def test_forecasts_are_drawn_at_ambers_prediction_with_its_band(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, advanced=True)
+    forecast = next(iv for iv in api.bodies["/api/prices"]["channels"]["general"] if iv["duration_minutes"] == 30)
+    bar = page.locator(f'#chart rect.bar[data-start="{forecast["start"]}"]')
+    assert float(bar.get_attribute("data-price")) == forecast["advanced_price"]["predicted"] != forecast["per_kwh"]
+    band = page.locator(f'#chart rect.band[data-start="{forecast["start"]}"]')
+    assert float(band.get_attribute("data-low")) == forecast["advanced_price"]["low"]
+    assert float(band.get_attribute("data-high")) == forecast["advanced_price"]["high"]
+    # The band spans low..high on the price scale: taller than nothing, around the bar's top.
+    assert float(band.get_attribute("y")) < float(bar.get_attribute("y")) < float(band.get_attribute("y")) + float(
+        band.get_attribute("height"))
+    # The current interval keeps its settled-rate perKwh.
+    current = api.bodies["/api/current"]["channels"]["general"]
+    assert float(page.locator(f'#chart rect.bar[data-start="{current["start"]}"]').get_attribute(
+        "data-price")) == current["per_kwh"]
+
+
+def test_the_aemo_setting_draws_per_kwh_without_a_band(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, advanced=True, forecast_price="aemo")
+    forecast = next(iv for iv in api.bodies["/api/prices"]["channels"]["general"] if iv["duration_minutes"] == 30)
+    bar = page.locator(f'#chart rect.bar[data-start="{forecast["start"]}"]')
+    assert float(bar.get_attribute("data-price")) == forecast["per_kwh"]
+    assert page.locator("#chart rect.band").count() == 0
+
+
+@pytest.mark.parametrize("advanced", [False, True])
+def test_banner_and_chart_name_the_same_spike_interval_and_value(fake_page, advanced):
+    page, api, _ = fake_page
+    # A potential spike at 15:30 and a dearer interval later that the banner does not name.
+    open_at(page, api, NOW, advanced=advanced, spike_ahead=(timedelta(hours=2, minutes=20), "spike", 348.0))
+    later = find(api.bodies["/api/prices"]["channels"]["general"], NOW + timedelta(hours=5))
+    later.update(per_kwh=768.0, descriptor="spike")
+    if advanced:
+        later["advanced_price"] = {"low": 500.0, "predicted": 700.0, "high": 900.0}
+    refresh(page)
+    shown = "313" if advanced else "348"  # Amber's prediction is 90 % of the market's here
+    assert text(page, "#spike-text") == f"Price spike expected at 15:30 (in 2 h 18 m) · {shown} c/kWh"
+    label = page.locator("#chart text.peak-label")
+    assert label.count() == 1
+    assert label.text_content() == f"15:30 {shown}c"
+    assert label.get_attribute("data-start") == iso(sydney(2026, 1, 15, 15, 30))
+
+
+@pytest.mark.parametrize(("width", "height"), [(800, 480), (1024, 600), (1280, 800), (1920, 1080), (720, 1280)])
+def test_chart_labels_never_touch_at_any_viewport(fake_page, width, height):
+    page, api, _ = fake_page
+    page.set_viewport_size({"width": width, "height": height})
+    # A spike just after now: its label wants the place of the "now" label.
+    open_at(page, api, NOW, spike_ahead=(timedelta(minutes=20), "spike", 1234.0))
+    boxes = page.evaluate(
+        "() => [...document.querySelectorAll('#chart text')].map((n) => { const b = n.getBBox();"
+        " return {t: n.textContent, x: b.x, y: b.y, w: b.width, h: b.height}; })")
+    assert any(b["t"].endswith("1234c") for b in boxes)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            apart = a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"] or \
+                b["y"] + b["h"] <= a["y"]
+            assert apart, (a, b)
+    assert page.evaluate(LAYOUT_PROBLEMS_JS) == []
+
+
+def test_a_problem_looks_nothing_like_the_demo_badge(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, mode="demo", status="stale", source="cache", cached_ago=timedelta(minutes=40))
+    notice, badge = page.locator("#notice"), page.locator("#demo-badge")
+    assert notice.is_visible() and badge.is_visible()
+    style = "(n) => { const s = getComputedStyle(n); return [s.backgroundColor, s.borderTopLeftRadius, s.borderTopWidth]; }"
+    notice_bg, notice_radius, notice_border = notice.evaluate(style)
+    badge_bg, badge_radius, _ = badge.evaluate(style)
+    assert notice_bg != badge_bg
+    assert float(notice_radius.rstrip("px")) < 4 < float(badge_radius.rstrip("px"))  # square, not a pill
+    assert float(notice_border.rstrip("px")) >= 2
+    # Top of the screen, above the price; the badge sits in the footer.
+    assert notice.bounding_box()["y"] < page.locator("#grid").bounding_box()["y"] < badge.bounding_box()["y"]
+    assert text(page, "#notice .notice-icon") == "!"
+
+
+def test_old_prices_after_good_syncs_say_the_fetching_stopped(fake_page):
+    page, api, _ = fake_page
+    open_at(page, api, NOW, status="stale", source="cache", problem=None, cached_ago=timedelta(minutes=50))
+    assert page.locator("#notice").get_attribute("data-problem") == "sync_stopped"
+    assert text(page, "#notice-text") == "No new prices since 12:22"
+    assert text(page, "#notice-detail") == "The Pi has stopped fetching prices; restart the Pi"
+    assert text(page, "#price-stale") == "last known at 12:22"
