@@ -268,8 +268,9 @@ def usage():
 def summary():
     _only()
     conn, now, budget = get_db(), now_utc(), settings().monthly_budget
-    return _cached_json(("summary", *queries.summary_cache_key(conn, now), budget),
-                        lambda: queries.summary(conn, now, budget))
+    forecast = settings().forecast_price
+    return _cached_json(("summary", *queries.summary_cache_key(conn, now), budget, forecast),
+                        lambda: queries.summary(conn, now, budget, forecast))
 
 
 @page.get("/")

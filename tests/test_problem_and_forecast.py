@@ -8,7 +8,8 @@ from freezegun import freeze_time
 
 from home_energy import queries
 from home_energy.clock import now_utc
-from home_energy.db import connect_reader, connect_writer
+from home_energy.db import connect_reader
+from home_energy.store import init_cache, open_cache
 from home_energy.errors import ConfigError
 from home_energy.sync import run_sync
 from tests.fake_amber import FakeAmber
@@ -21,7 +22,7 @@ def health_of(config, app_for):
 
 
 def test_empty_cache_is_first_sync_pending(amber_config, app_for):
-    connect_writer(amber_config.sqlite_path).close()
+    init_cache(amber_config.sqlite_path)
     with freeze_time(NOW):
         assert health_of(amber_config, app_for)["problem"] == "first_sync_pending"
 
@@ -64,7 +65,7 @@ def test_cheapest_windows_follow_ambers_forecast_unless_set_to_aemo(amber_config
     with freeze_time(NOW):
         run_sync(amber_config, amber_client())
     # Amber's own forecast says 02:00-03:00 UTC is cheapest; the AEMO-based perKwh says otherwise.
-    conn = connect_writer(amber_config.sqlite_path)
+    conn = open_cache(amber_config.sqlite_path)
     with conn:
         conn.execute("UPDATE prices SET adv_predicted = per_kwh + 50 WHERE adv_predicted IS NOT NULL")
         conn.execute(
