@@ -106,7 +106,7 @@ def test_kill_9_at_random_moments_leaves_the_old_or_the_new_state(tmp_path, monk
     cache = tmp_path / "cache.sqlite"
     shadow = tmp_path / "shadow" / "cache.sqlite"
     shadow.parent.mkdir()
-    pinned = {"now": datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=5)}
+    pinned = {"now": datetime(2026, 11, 18, 1, 7, 30, tzinfo=timezone.utc)}  # a fixed day: no test reads the date
     # The fake answers for the pinned time too, so a round's answers do not depend on the wall clock.
     monkeypatch.setattr(fake_module, "now_utc", lambda: pinned["now"])
     for module in (clock_module, store_module, sync_module, amber_module):
