@@ -103,13 +103,57 @@ def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
 def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     from .scheduler import start_scheduler
 
-    return _serve(config, before_serving=lambda: start_scheduler(config))
+    return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler(config)))
+
+
+def _with_collector(config: Config, stop_scheduler):
+    """Start the meter collector beside the schedule when METER is set; one cleanup stops both."""
+    from .collector import start_collector
+
+    started = start_collector(config)
+
+    def _stop() -> None:
+        stop_scheduler()
+        if started:
+            started[1].set()
+            started[2].join(timeout=5)
+            started[0].close()
+
+    return _stop
+
+
+def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
+    import threading
+
+    from .collector import Collector
+    from .sources import make_source
+
+    source = make_source(config)
+    if source is None:
+        print("no meter configured (METER is unset): nothing to collect")
+        return 0
+    stop = threading.Event()
+
+    def _stop(signum, _frame):
+        log.info("stopping on %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    collector = Collector(config, source)
+    log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
+    try:
+        collector.run(stop)
+    finally:
+        collector.close()
+    return 0
 
 
 COMMANDS = {
     "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
+    "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for the collector service"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
 }

@@ -54,6 +54,10 @@ class Config:
     monthly_budget: float | None = None
     night_start: str = "22:00"
     night_end: str = "06:00"
+    meter: str | None = None  # fronius | shelly: a meter on the home network (see sources/)
+    meter_url: str | None = None
+    meter_password: Secret | None = None
+    meter_poll_seconds: int = 10
 
     @property
     def mode(self) -> str:
@@ -174,4 +178,29 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         monthly_budget=budget,
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
+        **_meter_settings(merged),
     )
+
+
+METERS = ("fronius", "shelly")
+
+
+def _meter_settings(env: Mapping[str, str]) -> dict:
+    """METER, METER_URL, METER_PASSWORD, METER_POLL_SECONDS: all or nothing, checked together."""
+    kind = env.get("METER", "").strip().lower() or None
+    if kind is None:
+        return {}
+    if kind not in METERS:
+        raise ConfigError(f"METER must be one of {', '.join(METERS)} (or unset for no meter)")
+    url = env.get("METER_URL", "").strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
+        raise ConfigError("METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50")
+    password = env.get("METER_PASSWORD", "")
+    if password and kind != "shelly":
+        raise ConfigError("METER_PASSWORD is only used with METER=shelly (Fronius's Solar API has no password)")
+    return {
+        "meter": kind,
+        "meter_url": url,
+        "meter_password": Secret(password) if password else None,
+        "meter_poll_seconds": _int(env, "METER_POLL_SECONDS", 10, 5, 60),
+    }

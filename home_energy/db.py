@@ -102,6 +102,52 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX usage_start;
     CREATE INDEX usage_site_start ON usage (site_id, start);
     """,
+    # 3: a meter on the home network (sources/, the collector): the latest reading, 1-minute
+    # means and energy, the collector's state and its transitions
+    """
+    CREATE TABLE IF NOT EXISTS meter_latest (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        source TEXT NOT NULL,            -- fronius | shelly
+        at INTEGER NOT NULL,             -- when it was read, Unix seconds UTC
+        grid_w REAL,                     -- + import, - export; NULL = unknown
+        solar_w REAL,
+        battery_w REAL,                  -- + discharge, - charge
+        battery_soc_percent REAL,
+        load_w REAL
+    );
+    CREATE TABLE IF NOT EXISTS meter_minutes (
+        minute INTEGER PRIMARY KEY,      -- start of the minute, Unix seconds UTC
+        samples INTEGER NOT NULL,
+        grid_w REAL,                     -- means over the minute's readings, whole W
+        solar_w REAL,
+        battery_w REAL,
+        load_w REAL,
+        import_wh REAL,                  -- energy in whole Wh, the fraction carried to the next minute
+        export_wh REAL
+    );
+    CREATE TABLE IF NOT EXISTS meter_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        source TEXT NOT NULL,
+        status TEXT NOT NULL,            -- ok | failing
+        failing_since INTEGER,
+        failures INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_ok_at INTEGER,
+        counters_at INTEGER,             -- the last counter values read, for the next delta
+        import_wh REAL,
+        export_wh REAL,
+        carry_import_wh REAL NOT NULL DEFAULT 0,
+        carry_export_wh REAL NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS meter_events (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,              -- failing | recovered | counter_reset | counter_jump
+        message TEXT
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,134 @@
+"""Every write the meter collector makes: a reading, its fold into the minute, faults, pruning.
+
+Rules it keeps:
+- One poll is one transaction: the latest reading, the minute's means and energy, and the
+  collector's state change together or not at all.
+- A failed poll writes no reading: only the state (status, error, failure count) and, on a
+  transition, one event row.
+- Means are folded per minute as whole watts; a quantity that is None in a reading leaves the
+  minute's mean as it was (it is not averaged in as 0).
+- Energy is stored per minute in whole Wh with the fraction carried to the next minute, so the
+  minutes of a day add up to the meter's counters without rounding drift.
+"""
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+
+from .db import transaction
+from .sources.base import Reading
+
+POWER_FIELDS = ("grid_w", "solar_w", "battery_w", "load_w")
+EVENTS_KEPT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class CollectorState:
+    """What the collector needs back after a restart."""
+
+    status: str  # ok | failing | new
+    failing_since: int | None
+    failures: int
+    counters_at: int | None
+    import_wh: float | None
+    export_wh: float | None
+    carry_import_wh: float
+    carry_export_wh: float
+
+
+def load_state(conn: sqlite3.Connection, source: str) -> CollectorState:
+    row = conn.execute("SELECT * FROM meter_state WHERE id = 1").fetchone()
+    if row is None or row["source"] != source:
+        # A different meter's counters are not a base for this one's deltas.
+        return CollectorState("new", None, 0, None, None, None, 0.0, 0.0)
+    return CollectorState(row["status"], row["failing_since"], row["failures"], row["counters_at"],
+                          row["import_wh"], row["export_wh"], row["carry_import_wh"], row["carry_export_wh"])
+
+
+def save_reading(conn: sqlite3.Connection, reading: Reading, energy_wh: tuple[float, float] | None,
+                 events: list[tuple[str, str]] = ()) -> None:
+    """Write one good poll: latest, the minute's fold, energy (whole Wh, carried) and the state."""
+    at = int(reading.at.timestamp())
+    minute = at - at % 60
+    state = load_state(conn, reading.source)
+    carry_import, carry_export = state.carry_import_wh, state.carry_export_wh
+    import_wh = export_wh = None
+    if energy_wh is not None:
+        carry_import += energy_wh[0]
+        carry_export += energy_wh[1]
+        import_wh, export_wh = math.floor(carry_import), math.floor(carry_export)
+        carry_import -= import_wh
+        carry_export -= export_wh
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO meter_latest (id, source, at, grid_w, solar_w, battery_w, battery_soc_percent, load_w) "
+            "VALUES (1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET source = excluded.source, "
+            "at = excluded.at, grid_w = excluded.grid_w, solar_w = excluded.solar_w, battery_w = excluded.battery_w, "
+            "battery_soc_percent = excluded.battery_soc_percent, load_w = excluded.load_w",
+            (reading.source, at, reading.grid_w, reading.solar_w, reading.battery_w, reading.battery_soc_percent,
+             reading.load_w),
+        )
+        fold = ", ".join(
+            f"{f} = CASE WHEN excluded.{f} IS NULL THEN meter_minutes.{f} WHEN meter_minutes.{f} IS NULL "
+            f"THEN excluded.{f} ELSE ROUND((meter_minutes.{f} * meter_minutes.samples + excluded.{f}) "
+            f"/ (meter_minutes.samples + 1)) END"
+            for f in POWER_FIELDS
+        )
+        conn.execute(
+            f"INSERT INTO meter_minutes (minute, samples, {', '.join(POWER_FIELDS)}, import_wh, export_wh) "
+            "VALUES (?, 1, ROUND(?), ROUND(?), ROUND(?), ROUND(?), ?, ?) "
+            f"ON CONFLICT(minute) DO UPDATE SET {fold}, samples = meter_minutes.samples + 1, "
+            "import_wh = CASE WHEN excluded.import_wh IS NULL THEN meter_minutes.import_wh "
+            "ELSE COALESCE(meter_minutes.import_wh, 0) + excluded.import_wh END, "
+            "export_wh = CASE WHEN excluded.export_wh IS NULL THEN meter_minutes.export_wh "
+            "ELSE COALESCE(meter_minutes.export_wh, 0) + excluded.export_wh END",
+            (minute, reading.grid_w, reading.solar_w, reading.battery_w, reading.load_w, import_wh, export_wh),
+        )
+        has_counters = reading.import_wh is not None and reading.export_wh is not None
+        conn.execute(
+            "INSERT INTO meter_state (id, source, status, failing_since, failures, last_error, last_ok_at, "
+            "counters_at, import_wh, export_wh, carry_import_wh, carry_export_wh, updated_at) "
+            "VALUES (1, ?, 'ok', NULL, 0, NULL, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "source = excluded.source, status = 'ok', failing_since = NULL, failures = 0, last_error = NULL, "
+            "last_ok_at = excluded.last_ok_at, counters_at = excluded.counters_at, import_wh = excluded.import_wh, "
+            "export_wh = excluded.export_wh, carry_import_wh = excluded.carry_import_wh, "
+            "carry_export_wh = excluded.carry_export_wh, updated_at = excluded.updated_at",
+            (reading.source, at,
+             at if has_counters else state.counters_at,
+             reading.import_wh if has_counters else state.import_wh,
+             reading.export_wh if has_counters else state.export_wh,
+             carry_import, carry_export, at),
+        )
+        for kind, message in events:
+            conn.execute("INSERT INTO meter_events (at, source, kind, message) VALUES (?, ?, ?, ?)",
+                         (at, reading.source, kind, message))
+
+
+def record_fault(conn: sqlite3.Connection, source: str, at: int, error: str, starts_failing: bool) -> None:
+    """A failed poll: nothing of it is written but the state, and an event when failing starts."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO meter_state (id, source, status, failing_since, failures, last_error, updated_at) "
+            "VALUES (1, ?, 'failing', ?, 1, ?, ?) ON CONFLICT(id) DO UPDATE SET status = 'failing', "
+            "failing_since = COALESCE(meter_state.failing_since, excluded.failing_since), "
+            "failures = meter_state.failures + 1, last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (source, at, error, at),
+        )
+        if starts_failing:
+            conn.execute("INSERT INTO meter_events (at, source, kind, message) VALUES (?, ?, 'failing', ?)",
+                         (at, source, error))
+
+
+def prune_meter(conn: sqlite3.Connection, now: int, retention_days: int) -> int:
+    """Drop minutes older than RETENTION_DAYS and events older than a month; returns rows removed.
+
+    Relative to the newest minute as well as the clock, so a clock far ahead never empties it.
+    """
+    newest = conn.execute("SELECT MAX(minute) FROM meter_minutes").fetchone()[0] or now
+    cutoff = min(now, newest) - retention_days * 86400
+    with transaction(conn):
+        removed = conn.execute("DELETE FROM meter_minutes WHERE minute < ?", (cutoff,)).rowcount
+        removed += conn.execute("DELETE FROM meter_events WHERE at < ?",
+                                (min(now, newest) - EVENTS_KEPT_DAYS * 86400,)).rowcount
+    return removed
