@@ -67,6 +67,7 @@ class Collector:
         self.failing = state.status == "failing"
         self.counters = (state.counters_at, state.import_wh, state.export_wh)
         self.last_power: tuple[float, float | None] | None = None  # (epoch, grid_w) of the last good poll
+        self.fold: store_meter.MinuteFold | None = None
         self._next_prune = 0.0
 
     def poll_once(self) -> bool:
@@ -80,9 +81,14 @@ class Collector:
         if self.failing:
             log.info("meter answering again (%s)", self.source.name)
             events.append(("recovered", "answering again"))
-        store_meter.save_reading(self.conn, reading, energy, events)
-        self.failing = False
         at = reading.at.timestamp()
+        minute = int(at) - int(at) % 60
+        fold = self.fold if self.fold is not None and self.fold.minute == minute else \
+            store_meter.open_minute(self.conn, minute)
+        fold = fold.add(reading)
+        store_meter.save_reading(self.conn, reading, fold, energy, events)
+        self.fold = fold
+        self.failing = False
         self.last_power = (at, reading.grid_w)
         if reading.import_wh is not None and reading.export_wh is not None:
             self.counters = (int(at), reading.import_wh, reading.export_wh)

@@ -5,8 +5,9 @@ Rules it keeps:
   collector's state change together or not at all.
 - A failed poll writes no reading: only the state (status, error, failure count) and, on a
   transition, one event row.
-- Means are folded per minute as whole watts; a quantity that is None in a reading leaves the
-  minute's mean as it was (it is not averaged in as 0).
+- Means are kept per minute as whole watts, computed from exact running sums (MinuteFold), so
+  rounding never drifts; a quantity that is None in a reading is left out of its mean (never
+  averaged in as 0), and a minute where it was always None stores NULL.
 - Energy is stored per minute in whole Wh with the fraction carried to the next minute, so the
   minutes of a day add up to the meter's counters without rounding drift.
 """
@@ -21,6 +22,35 @@ from .sources.base import Reading
 
 POWER_FIELDS = ("grid_w", "solar_w", "battery_w", "load_w")
 EVENTS_KEPT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MinuteFold:
+    """Running sums of one minute's readings: (sum, count) per power quantity."""
+
+    minute: int
+    samples: int
+    sums: tuple[tuple[float, int], ...]  # in POWER_FIELDS order
+
+    def add(self, reading: Reading) -> MinuteFold:
+        sums = tuple(
+            (total + value, count + 1) if value is not None else (total, count)
+            for (total, count), value in zip(self.sums, (getattr(reading, f) for f in POWER_FIELDS))
+        )
+        return MinuteFold(self.minute, self.samples + 1, sums)
+
+    def means(self) -> tuple[float | None, ...]:
+        return tuple(None if count == 0 else float(round(total / count)) for total, count in self.sums)
+
+
+def open_minute(conn: sqlite3.Connection, minute: int) -> MinuteFold:
+    """The fold to continue for `minute`: empty, or rebuilt from its row after a restart."""
+    row = conn.execute(f"SELECT samples, {', '.join(POWER_FIELDS)} FROM meter_minutes WHERE minute = ?",
+                       (minute,)).fetchone()
+    if row is None:
+        return MinuteFold(minute, 0, tuple((0.0, 0) for _ in POWER_FIELDS))
+    n = row["samples"]
+    return MinuteFold(minute, n, tuple((0.0, 0) if row[f] is None else (row[f] * n, n) for f in POWER_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -46,11 +76,11 @@ def load_state(conn: sqlite3.Connection, source: str) -> CollectorState:
                           row["import_wh"], row["export_wh"], row["carry_import_wh"], row["carry_export_wh"])
 
 
-def save_reading(conn: sqlite3.Connection, reading: Reading, energy_wh: tuple[float, float] | None,
-                 events: list[tuple[str, str]] = ()) -> None:
-    """Write one good poll: latest, the minute's fold, energy (whole Wh, carried) and the state."""
+def save_reading(conn: sqlite3.Connection, reading: Reading, fold: MinuteFold,
+                 energy_wh: tuple[float, float] | None, events: list[tuple[str, str]] = ()) -> None:
+    """Write one good poll: latest, the minute's means (`fold` already holds this reading),
+    energy (whole Wh, the fraction carried) and the state."""
     at = int(reading.at.timestamp())
-    minute = at - at % 60
     state = load_state(conn, reading.source)
     carry_import, carry_export = state.carry_import_wh, state.carry_export_wh
     import_wh = export_wh = None
@@ -69,21 +99,15 @@ def save_reading(conn: sqlite3.Connection, reading: Reading, energy_wh: tuple[fl
             (reading.source, at, reading.grid_w, reading.solar_w, reading.battery_w, reading.battery_soc_percent,
              reading.load_w),
         )
-        fold = ", ".join(
-            f"{f} = CASE WHEN excluded.{f} IS NULL THEN meter_minutes.{f} WHEN meter_minutes.{f} IS NULL "
-            f"THEN excluded.{f} ELSE ROUND((meter_minutes.{f} * meter_minutes.samples + excluded.{f}) "
-            f"/ (meter_minutes.samples + 1)) END"
-            for f in POWER_FIELDS
-        )
         conn.execute(
             f"INSERT INTO meter_minutes (minute, samples, {', '.join(POWER_FIELDS)}, import_wh, export_wh) "
-            "VALUES (?, 1, ROUND(?), ROUND(?), ROUND(?), ROUND(?), ?, ?) "
-            f"ON CONFLICT(minute) DO UPDATE SET {fold}, samples = meter_minutes.samples + 1, "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(minute) DO UPDATE SET samples = excluded.samples, "
+            + ", ".join(f"{f} = excluded.{f}" for f in POWER_FIELDS) + ", "
             "import_wh = CASE WHEN excluded.import_wh IS NULL THEN meter_minutes.import_wh "
             "ELSE COALESCE(meter_minutes.import_wh, 0) + excluded.import_wh END, "
             "export_wh = CASE WHEN excluded.export_wh IS NULL THEN meter_minutes.export_wh "
             "ELSE COALESCE(meter_minutes.export_wh, 0) + excluded.export_wh END",
-            (minute, reading.grid_w, reading.solar_w, reading.battery_w, reading.load_w, import_wh, export_wh),
+            (fold.minute, fold.samples, *fold.means(), import_wh, export_wh),
         )
         has_counters = reading.import_wh is not None and reading.export_wh is not None
         conn.execute(

@@ -109,6 +109,8 @@ class JsonHttp:
         except requests.RequestException as exc:
             raise MeterUnavailableError(f"{self.label} request failed: {type(exc).__name__}") from exc
         body = response.content[:MAX_BODY_BYTES + 1]
+        if response.status_code == 401:
+            raise MeterConfigError(f"{self.label} asks for a password or refused it: check METER_PASSWORD")
         if response.status_code == 429:
             raise MeterUnavailableError(f"{self.label} answered 429 Too Many Requests: backing off")
         if response.status_code >= 500:

@@ -83,8 +83,6 @@ class ShellySource:
 
     def _rpc(self, call: str) -> Any:
         status, body = self.http.get(f"/rpc/{call}")
-        if status == 401:
-            raise MeterConfigError("the Shelly meter refused the password: check METER_PASSWORD")
         if status != 200:
             message = str(body.get("message", ""))[:80] if isinstance(body, dict) else ""
             raise MeterUnavailableError(f"the Shelly meter answered HTTP {status} to {call.split('?')[0]}"
