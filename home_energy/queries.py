@@ -369,7 +369,7 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
     ).fetchone()
     if row[0]:
         imported, exported = row[2] or 0.0, row[3] or 0.0
-        cents = (row[4] or 0.0) + (row[5] or 0.0)
+        cents = ((row[4] or 0.0) + (row[5] or 0.0)) / 1000  # Wh × c/kWh
         body.update({
             "to": _iso(row[1] + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
             "cost_dollars": round(cents / 100, 2), "basis": "meter",
