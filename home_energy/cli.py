@@ -103,21 +103,24 @@ def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
 def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     from .scheduler import start_scheduler
 
-    return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler(config)))
+    return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler))
 
 
-def _with_collector(config: Config, stop_scheduler):
-    """Start the meter collector beside the schedule when METER is set; one cleanup stops both."""
+def _with_collector(config: Config, start_scheduler):
+    """Start the meter collector (when METER is set), then the schedule; one cleanup stops both.
+
+    The collector opens the cache first, so its schema is migrated before the first sync runs.
+    """
     from .collector import start_collector
 
     started = start_collector(config)
+    stop_scheduler = start_scheduler(config)
 
     def _stop() -> None:
         stop_scheduler()
         if started:
-            started[1].set()
-            started[2].join(timeout=5)
-            started[0].close()
+            started[0].set()
+            started[1].join(timeout=5)
 
     return _stop
 

@@ -162,14 +162,26 @@ class Collector:
         self.conn.close()
 
 
-def start_collector(config: Config) -> tuple[Collector, threading.Event, threading.Thread] | None:
-    """Start polling in a daemon thread (for `home-energy run`); None when METER is unset."""
+def start_collector(config: Config) -> tuple[threading.Event, threading.Thread] | None:
+    """Start polling in a daemon thread (for `home-energy run`); None when METER is unset.
+
+    The cache is migrated here, in the caller's thread, before anything else writes; the
+    collector's own connection is opened in its thread (SQLite connections stay in one thread).
+    """
     source = make_source(config)
     if source is None:
         return None
-    collector = Collector(config, source)
+    connect_writer(config.sqlite_path).close()
     stop = threading.Event()
-    thread = threading.Thread(target=collector.run, args=(stop,), name="meter-collector", daemon=True)
+
+    def _run() -> None:
+        collector = Collector(config, source)
+        try:
+            collector.run(stop)
+        finally:
+            collector.close()
+
+    thread = threading.Thread(target=_run, name="meter-collector", daemon=True)
     thread.start()
     log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
-    return collector, stop, thread
+    return stop, thread
