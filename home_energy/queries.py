@@ -355,7 +355,7 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
         return body
     sid = site_id(conn)
     row = conn.execute(
-        "SELECT COUNT(*), MAX(m.minute), SUM(m.import_wh), SUM(m.export_wh), "
+        "SELECT COUNT(*), MAX(m.minute), MIN(m.minute), SUM(m.import_wh), SUM(m.export_wh), "
         "SUM(m.import_wh * g.per_kwh), SUM(m.export_wh * f.per_kwh), "
         "SUM(CASE WHEN g.per_kwh IS NULL THEN m.import_wh ELSE 0 END), "
         "SUM(CASE WHEN f.per_kwh IS NULL THEN m.export_wh ELSE 0 END) "
@@ -368,18 +368,20 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
         (sid, MAX_INTERVAL_S, sid, MAX_INTERVAL_S, start, end),
     ).fetchone()
     if row[0]:
-        imported, exported = row[2] or 0.0, row[3] or 0.0
-        cents = ((row[4] or 0.0) + (row[5] or 0.0)) / 1000  # Wh × c/kWh
+        imported, exported = row[3] or 0.0, row[4] or 0.0
+        cents = ((row[5] or 0.0) + (row[6] or 0.0)) / 1000  # Wh × c/kWh
         body.update({
+            # Counted from the day's start, or from the first minute the collector saw if later.
+            "from": _iso(row[2] if row[2] - start > 300 else start),
             "to": _iso(row[1] + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
             "cost_dollars": round(cents / 100, 2), "basis": "meter",
-            "unpriced_kwh": round(((row[6] or 0.0) + (row[7] or 0.0)) / 1000, 3),
+            "unpriced_kwh": round(((row[7] or 0.0) + (row[8] or 0.0)) / 1000, 3),
         })
     amber = _amber_day(conn, sid, day)
     if amber is not None:
         meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if row[0] else None
         body.update(amber, estimated=False, basis="amber", unpriced_kwh=0.0, meter_estimate=meter_figures,
-                    to=_iso(start + 86400))
+                    to=_iso(start + 86400), **{"from": _iso(start)})
     return body
 
 

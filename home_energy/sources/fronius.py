@@ -12,7 +12,7 @@ Signs and nulls, as Fronius documents them and real payloads confirm:
 - `Head.Status.Code` is checked before `Body` is read; 0 is OK, anything else is a failed poll
   (about 1 % of requests on some Symos time out inside the Datamanager).
 Energy counters come from the grid meter (`GetMeterRealtimeData`, `Meter_Location_Current` 0),
-read at most once a minute as Home Assistant does; a meter in the consumption path has no
+read at most once a minute as Home Assistant does (the first two reads one poll apart); a meter in the consumption path has no
 import/export counters, and the collector then integrates grid power instead.
 """
 from __future__ import annotations
@@ -39,6 +39,7 @@ class FroniusSource:
         self.http = JsonHttp(url, "the Fronius inverter")
         self.has_counters = False
         self._counters_due = 0.0
+        self._counter_reads = 0
 
     def fetch(self) -> Reading:
         at = now_utc()
@@ -46,7 +47,9 @@ class FroniusSource:
         values = parse_power_flow(body)
         counters: tuple[float, float] | None = None
         if monotonic() >= self._counters_due:
-            self._counters_due = monotonic() + COUNTERS_EVERY_S
+            # The first two reads are one poll apart, so today's energy starts within seconds.
+            self._counters_due = monotonic() + (COUNTERS_EVERY_S if self._counter_reads else self.poll_seconds)
+            self._counter_reads += 1
             counters = self._counters()
         return Reading(at=at, source=self.name, **values,
                        import_wh=counters[0] if counters else None, export_wh=counters[1] if counters else None)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 
 from home_energy.config import Secret
 from home_energy.sources import MeterConfigError, MeterDataError, MeterUnavailableError
@@ -104,12 +106,16 @@ def test_fronius_counters_only_from_a_grid_located_meter():
     assert parse_meter_counters(load_fixture("pyfronius_GetMeterRealtimeData_System_load_meter.json")) is None
 
 
-def test_fronius_source_reads_counters_once_a_minute(fronius):
-    source = FroniusSource(fronius.url, 10)
-    first, second = source.fetch(), source.fetch()
-    assert (first.import_wh, first.export_wh) == (15303334.0, 35623065.0) and source.has_counters
-    assert second.import_wh is None and second.grid_w == 1703.74
-    assert sum("GetMeterRealtimeData" in r for r in fronius.requests) == 1
+def test_fronius_source_reads_counters_twice_at_start_then_once_a_minute(fronius):
+    with freeze_time("2026-11-23T01:00:00Z") as frozen:
+        source = FroniusSource(fronius.url, 10)
+        reads = []
+        for _ in range(10):
+            reads.append(source.fetch().import_wh)
+            frozen.tick(timedelta(seconds=10))
+    assert reads == [15303334.0, 15303334.0, None, None, None, None, None, 15303334.0, None, None]
+    assert source.has_counters and sum("GetMeterRealtimeData" in r for r in fronius.requests) == 3
+    assert source.fetch().grid_w == 1703.74
 
 
 @pytest.mark.parametrize(("fault", "error", "message"), [
