@@ -103,7 +103,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX usage_site_start ON usage (site_id, start);
     """,
     # 3: a meter on the home network (sources/, the collector): the latest reading, 1-minute
-    # means and energy, the collector's state and its transitions
+    # means and energy (recent ones a row each, older ones packed by the hour), the collector's
+    # state and its transitions
     """
     CREATE TABLE IF NOT EXISTS meter_latest (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -124,6 +125,10 @@ MIGRATIONS: tuple[str, ...] = (
         load_w REAL,
         import_wh REAL,                  -- energy in whole Wh, the fraction carried to the next minute
         export_wh REAL
+    );
+    CREATE TABLE IF NOT EXISTS meter_hours (  -- minutes older than two days, 60 to a row
+        hour INTEGER PRIMARY KEY,        -- start of the hour, Unix seconds UTC
+        minutes BLOB NOT NULL            -- packed by meter_format.pack_hour
     );
     CREATE TABLE IF NOT EXISTS meter_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),

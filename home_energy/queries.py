@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from bisect import bisect_right
 from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .calc import Slot, age_seconds, cheapest_window, price_status
 from .clock import NEM_TZ, nem_day_start, to_iso
+from .meter_format import unpack_hour
 
 CHEAPEST_HOURS = (1, 2, 3)
 CHEAPEST_HORIZON_H = 24
@@ -354,35 +356,61 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
     if source is None or not _meter_tables(conn):
         return body
     sid = site_id(conn)
-    row = conn.execute(
-        "SELECT COUNT(*), MAX(m.minute), MIN(m.minute), SUM(m.import_wh), SUM(m.export_wh), "
-        "SUM(m.import_wh * g.per_kwh), SUM(m.export_wh * f.per_kwh), "
-        "SUM(CASE WHEN g.per_kwh IS NULL THEN m.import_wh ELSE 0 END), "
-        "SUM(CASE WHEN f.per_kwh IS NULL THEN m.export_wh ELSE 0 END) "
-        "FROM meter_minutes m "
-        "LEFT JOIN prices g ON g.site_id = ? AND g.channel = 'general' AND g.start > m.minute - ? "
-        "  AND g.start <= m.minute AND g.end > m.minute "
-        "LEFT JOIN prices f ON f.site_id = ? AND f.channel = 'feedIn' AND f.start > m.minute - ? "
-        "  AND f.start <= m.minute AND f.end > m.minute "
-        "WHERE m.minute >= ? AND m.minute < ? AND (m.import_wh IS NOT NULL OR m.export_wh IS NOT NULL)",
-        (sid, MAX_INTERVAL_S, sid, MAX_INTERVAL_S, start, end),
-    ).fetchone()
-    if row[0]:
-        imported, exported = row[3] or 0.0, row[4] or 0.0
-        cents = ((row[5] or 0.0) + (row[6] or 0.0)) / 1000  # Wh × c/kWh
+    minutes = [m for m in meter_minutes(conn, start, end) if m[5] is not None or m[6] is not None]
+    if minutes:
+        general, feed_in = _price_steps(conn, sid, "general", start, end), _price_steps(conn, sid, "feedIn", start, end)
+        imported = exported = cents = unpriced = 0.0
+        for minute, *_power, import_wh, export_wh in minutes:
+            for wh, steps in ((import_wh, general), (export_wh, feed_in)):
+                if not wh:
+                    continue
+                price = _price_at(steps, minute)
+                if price is None:
+                    unpriced += wh
+                else:
+                    cents += wh / 1000 * price
+            imported += import_wh or 0.0
+            exported += export_wh or 0.0
+        first, last = minutes[0][0], minutes[-1][0]
         body.update({
             # Counted from the day's start, or from the first minute the collector saw if later.
-            "from": _iso(row[2] if row[2] - start > 300 else start),
-            "to": _iso(row[1] + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
-            "cost_dollars": round(cents / 100, 2), "basis": "meter",
-            "unpriced_kwh": round(((row[7] or 0.0) + (row[8] or 0.0)) / 1000, 3),
+            "from": _iso(first if first - start > 300 else start),
+            "to": _iso(last + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
+            "cost_dollars": round(cents / 100, 2), "basis": "meter", "unpriced_kwh": round(unpriced / 1000, 3),
         })
     amber = _amber_day(conn, sid, day)
     if amber is not None:
-        meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if row[0] else None
+        meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if minutes else None
         body.update(amber, estimated=False, basis="amber", unpriced_kwh=0.0, meter_estimate=meter_figures,
                     to=_iso(start + 86400), **{"from": _iso(start)})
     return body
+
+
+def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[tuple]:
+    """Minute rows in [low, high) from both the recent table and the packed hours, in order."""
+    rows = [tuple(r) for r in conn.execute(
+        "SELECT minute, grid_w, solar_w, battery_w, load_w, import_wh, export_wh FROM meter_minutes "
+        "WHERE minute >= ? AND minute < ?", (low, high))]
+    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
+                                   (low - 3600, high)):
+        rows.extend(m for m in unpack_hour(hour, blob) if low <= m[0] < high)
+    rows.sort(key=lambda m: m[0])
+    return rows
+
+
+def _price_steps(conn: sqlite3.Connection, sid: str | None, channel: str, low: int, high: int) -> list[tuple]:
+    return conn.execute(
+        "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start < ? "
+        "AND end > ? ORDER BY start",
+        (sid, channel, low - MAX_INTERVAL_S, high, low),
+    ).fetchall()
+
+
+def _price_at(steps: list[tuple], t: int) -> float | None:
+    index = bisect_right(steps, t, key=lambda s: s[0]) - 1
+    if index >= 0 and steps[index][0] <= t < steps[index][1]:
+        return steps[index][2]
+    return None
 
 
 def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str, Any] | None:
