@@ -175,7 +175,11 @@ def start_collector(config: Config) -> tuple[threading.Event, threading.Thread] 
     stop = threading.Event()
 
     def _run() -> None:
-        collector = Collector(config, source)
+        try:
+            collector = Collector(config, source)
+        except HomeEnergyError as exc:
+            log.error("meter collector not started: %s", exc)
+            return
         try:
             collector.run(stop)
         finally:
