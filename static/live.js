@@ -10,6 +10,7 @@
 
   const REFRESH_MS = 10000;
   const FETCH_TIMEOUT_MS = 8000;
+  const IDLE_W = 5; // a battery drawing a few watts is idle, not charging or discharging
   const strip = document.getElementById("live-strip");
   if (!strip || !strip.dataset.meter) return;
 
@@ -72,8 +73,10 @@
       show(tiles.battery, null);
     } else {
       const soc = values.battery_soc_percent == null ? "" : " · " + Math.round(values.battery_soc_percent) + "%";
-      show(tiles.battery, power(values.battery_w) + soc, values.battery_w > 0 ? "Battery out" : values.battery_w < 0 ? "Battery in" : "Battery");
+      const flow = Math.abs(values.battery_w) < IDLE_W ? "Battery" : values.battery_w > 0 ? "Battery out" : "Battery in";
+      show(tiles.battery, power(values.battery_w) + soc, flow);
     }
+    strip.classList.toggle("live-dense", values.battery_w != null);
     if (values.grid_w == null) {
       show(tiles.grid, null);
     } else {
@@ -83,7 +86,8 @@
       show(tiles.cost, null);
     } else {
       const cents = values.cost_cents_per_hour;
-      show(tiles.cost, Math.abs(Math.round(cents)) + " c/h", cents < 0 ? "Earning" : "Costing");
+      const size = Math.abs(cents);
+      show(tiles.cost, (size < 10 ? size.toFixed(1) : Math.round(size)) + " c/h", cents < 0 ? "Earning" : "Costing");
     }
     if (!today || today.cost_dollars == null) {
       show(tiles.today, null);

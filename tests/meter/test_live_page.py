@@ -101,6 +101,7 @@ def test_meter_to_page_end_to_end(playwright, metered):
         assert box["y"] + box["height"] <= 480 and page.locator("#live-today").bounding_box()["x"] + 10 < 800
         font_px = float(page.locator("#live-house .live-value").evaluate("e => getComputedStyle(e).fontSize")[:-2])
         assert font_px >= 16
+        assert box["height"] < 2 * 1.2 * font_px  # one line: the chart gives up its height, not the price
         with_strip = page.locator("#price-value").bounding_box()
         page.evaluate("() => { document.getElementById('live-strip').hidden = true; }")
         without_strip = page.locator("#price-value").bounding_box()
