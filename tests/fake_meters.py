@@ -106,6 +106,7 @@ class FakeFronius(_FakeMeter):
                  meter: str | None = "ha_symo_GetMeterRealtimeData_System.json") -> None:
         self.flow = load_fixture(flow)
         self.meter = load_fixture(meter) if meter else None
+        self.advance_wh = 0.0  # added to the import counter after each read, like a house drawing power
         super().__init__()
 
     def set_site(self, **fields: Any) -> None:
@@ -122,7 +123,9 @@ class FakeFronius(_FakeMeter):
         if path == "/solar_api/v1/GetPowerFlowRealtimeData.fcgi":
             return _json(200, copy.deepcopy(self.flow))
         if path == "/solar_api/v1/GetMeterRealtimeData.cgi" and self.meter is not None:
-            return _json(200, copy.deepcopy(self.meter))
+            body = copy.deepcopy(self.meter)
+            self.meter["Body"]["Data"]["0"]["EnergyReal_WAC_Plus_Absolute"] += self.advance_wh
+            return _json(200, body)
         return 404, (FIXTURES / "pyfronius_404_error.html").read_bytes(), {"Content-Type": "text/html"}
 
 
