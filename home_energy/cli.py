@@ -126,30 +126,9 @@ def _with_collector(config: Config, start_scheduler):
 
 
 def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
-    import threading
+    from .collector import collect_until_signalled
 
-    from .collector import Collector
-    from .sources import make_source
-
-    source = make_source(config)
-    if source is None:
-        print("no meter configured (METER is unset): nothing to collect")
-        return 0
-    stop = threading.Event()
-
-    def _stop(signum, _frame):
-        log.info("stopping on %s", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    collector = Collector(config, source)
-    log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
-    try:
-        collector.run(stop)
-    finally:
-        collector.close()
-    return 0
+    return collect_until_signalled(config)
 
 
 COMMANDS = {

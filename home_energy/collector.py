@@ -13,6 +13,7 @@ Rules it keeps (the same as the Amber sync's):
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -189,3 +190,26 @@ def start_collector(config: Config) -> tuple[threading.Event, threading.Thread] 
     thread.start()
     log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
     return stop, thread
+
+
+def collect_until_signalled(config: Config) -> int:
+    """`home-energy collect`: poll in the foreground until SIGTERM or SIGINT (within a few seconds)."""
+    source = make_source(config)
+    if source is None:
+        print("no meter configured (METER is unset): nothing to collect")
+        return 0
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        log.info("stopping on %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    collector = Collector(config, source)
+    log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
+    try:
+        collector.run(stop)
+    finally:
+        collector.close()
+    return 0
