@@ -415,10 +415,11 @@ def _price_at(steps: list[tuple], t: int) -> float | None:
 
 def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str, Any] | None:
     """Amber's own import, export and cost for a whole day, or None until it has all of it."""
-    covered = conn.execute(
+    start = int(nem_day_start(day).timestamp())
+    covered = conn.execute(  # bounded by start so the (site_id, start) index does the work
         "SELECT SUM(duration) FROM (SELECT DISTINCT start, duration FROM usage "
-        "WHERE site_id = ? AND day = ? AND channel = 'general')",
-        (sid, day.isoformat()),
+        "WHERE site_id = ? AND start >= ? AND start < ? AND day = ? AND channel = 'general')",
+        (sid, start - 86400, start + 2 * 86400, day.isoformat()),
     ).fetchone()[0]
     if not covered or covered < 1440:
         return None

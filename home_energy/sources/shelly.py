@@ -22,10 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from requests.auth import HTTPDigestAuth
-
 from ..clock import now_utc
-from .base import JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj
+from .base import DigestAuth, JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj
 
 SHELLY_USER = "admin"  # fixed by Shelly for Gen2+ digest auth
 MAX_COUNTER_WH = 1e12
@@ -37,7 +35,7 @@ class ShellySource:
 
     def __init__(self, url: str, poll_seconds: int, password=None) -> None:
         self.poll_seconds = poll_seconds
-        auth = HTTPDigestAuth(SHELLY_USER, password.reveal()) if password else None
+        auth = DigestAuth(SHELLY_USER, password) if password else None
         self.http = JsonHttp(url, "the Shelly meter", auth=auth)
         self.has_password = password is not None
         self.has_counters = False

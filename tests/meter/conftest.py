@@ -23,3 +23,21 @@ def fronius():
 def shelly():
     with FakeShelly() as fake:
         yield fake
+
+
+@pytest.fixture(autouse=True)
+def close_meter_connections(monkeypatch):
+    """Close every device connection a test opened (sources keep one alive between polls)."""
+    from home_energy.sources.base import JsonHttp
+
+    opened: list[JsonHttp] = []
+    original = JsonHttp.__init__
+
+    def tracking(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(JsonHttp, "__init__", tracking)
+    yield
+    for client in opened:
+        client.close()
