@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from bisect import bisect_right
 from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -346,7 +345,8 @@ def live(conn: sqlite3.Connection, now: datetime, source: str | None, poll_secon
 
 
 def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date | None = None) -> dict[str, Any]:
-    """A NEM day so far from the meter's energy, priced minute by minute; Amber's figures once it has the day."""
+    """A NEM day so far from the meter's energy, each minute priced by its interval; Amber's figures
+    once it has the whole day."""
     day = day or now.astimezone(NEM_TZ).date()
     start = int(nem_day_start(day).timestamp())
     end = min(int(now.timestamp()), start + 86400)
@@ -356,22 +356,23 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
     if source is None or not _meter_tables(conn):
         return body
     sid = site_id(conn)
-    minutes = [m for m in meter_minutes(conn, start, end) if m[5] is not None or m[6] is not None]
-    if minutes:
+    buckets = _energy_buckets(conn, start, end)
+    if buckets:
         general, feed_in = _price_steps(conn, sid, "general", start, end), _price_steps(conn, sid, "feedIn", start, end)
         imported = exported = cents = unpriced = 0.0
-        for minute, *_power, import_wh, export_wh in minutes:
+        for bucket, (import_wh, export_wh, _first, _last) in buckets.items():
             for wh, steps in ((import_wh, general), (export_wh, feed_in)):
                 if not wh:
                     continue
-                price = _price_at(steps, minute)
+                price = steps.get(bucket)
                 if price is None:
                     unpriced += wh
                 else:
                     cents += wh / 1000 * price
-            imported += import_wh or 0.0
-            exported += export_wh or 0.0
-        first, last = minutes[0][0], minutes[-1][0]
+            imported += import_wh
+            exported += export_wh
+        first = min(b[2] for b in buckets.values())
+        last = max(b[3] for b in buckets.values())
         body.update({
             # Counted from the day's start, or from the first minute the collector saw if later.
             "from": _iso(first if first - start > 300 else start),
@@ -380,7 +381,7 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
         })
     amber = _amber_day(conn, sid, day)
     if amber is not None:
-        meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if minutes else None
+        meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if buckets else None
         body.update(amber, estimated=False, basis="amber", unpriced_kwh=0.0, meter_estimate=meter_figures,
                     to=_iso(start + 86400), **{"from": _iso(start)})
     return body
@@ -398,23 +399,50 @@ def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[tuple]:
     return rows
 
 
-def _price_steps(conn: sqlite3.Connection, sid: str | None, channel: str, low: int, high: int) -> list[tuple]:
-    return conn.execute(
+def _energy_buckets(conn: sqlite3.Connection, low: int, high: int) -> dict[int, list[float]]:
+    """Energy per 5-minute bucket in [low, high): {bucket: [import Wh, export Wh, first minute, last minute]}.
+
+    Every Amber interval (5 or 30 minutes) starts on a 5-minute boundary, so a bucket has one
+    price; summing in SQL first keeps a day to at most 288 lookups.
+    """
+    out: dict[int, list[float]] = {}
+    for bucket, imported, exported, first, last in conn.execute(
+        "SELECT minute - minute % 300, TOTAL(import_wh), TOTAL(export_wh), MIN(minute), MAX(minute) FROM meter_minutes "
+        "WHERE minute >= ? AND minute < ? AND (import_wh IS NOT NULL OR export_wh IS NOT NULL) GROUP BY 1",
+        (low, high),
+    ):
+        out[bucket] = [imported, exported, first, last]
+    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
+                                   (low - 3600, high)):
+        for minute, *_power, imported, exported in unpack_hour(hour, blob):
+            if not low <= minute < high or (imported is None and exported is None):
+                continue
+            entry = out.setdefault(minute - minute % 300, [0.0, 0.0, minute, minute])
+            entry[0] += imported or 0.0
+            entry[1] += exported or 0.0
+            entry[2], entry[3] = min(entry[2], minute), max(entry[3], minute)
+    return out
+
+
+def _price_steps(conn: sqlite3.Connection, sid: str | None, channel: str, low: int, high: int) -> dict[int, float]:
+    """{5-minute bucket: per_kwh} for the cached intervals of `channel` overlapping [low, high)."""
+    out: dict[int, float] = {}
+    for start, end, per_kwh in conn.execute(
         "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start < ? "
-        "AND end > ? ORDER BY start",
+        "AND end > ?",
         (sid, channel, low - MAX_INTERVAL_S, high, low),
-    ).fetchall()
-
-
-def _price_at(steps: list[tuple], t: int) -> float | None:
-    index = bisect_right(steps, t, key=lambda s: s[0]) - 1
-    if index >= 0 and steps[index][0] <= t < steps[index][1]:
-        return steps[index][2]
-    return None
+    ):
+        for bucket in range(start, end, 300):
+            out[bucket] = per_kwh
+    return out
 
 
 def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str, Any] | None:
     """Amber's own import, export and cost for a whole day, or None until it has all of it."""
+    rows = conn.execute("SELECT channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day = ?",
+                        (sid, day.isoformat())).fetchall()
+    if not rows:
+        return None
     start = int(nem_day_start(day).timestamp())
     covered = conn.execute(  # bounded by start so the (site_id, start) index does the work
         "SELECT SUM(duration) FROM (SELECT DISTINCT start, duration FROM usage "
@@ -422,10 +450,6 @@ def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str
         (sid, start - 86400, start + 2 * 86400, day.isoformat()),
     ).fetchone()[0]
     if not covered or covered < 1440:
-        return None
-    rows = conn.execute("SELECT channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day = ?",
-                        (sid, day.isoformat())).fetchall()
-    if not rows:
         return None
     imported = sum(r["kwh"] for r in rows if r["channel"] != "feedIn")
     exported = -sum(r["kwh"] for r in rows if r["channel"] == "feedIn")
