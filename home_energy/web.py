@@ -301,7 +301,22 @@ def today():
     day = _date_arg("date", this_day)
     if day > this_day or (this_day - day).days > settings().retention_days:
         raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
-    return jsonify(queries.today(get_db(), now, settings().meter, day))
+    conn, source = get_db(), settings().meter
+    # Every screen asks every 10 s and the answer changes only when the collector or the sync
+    # writes: keep the last one.
+    key = queries.today_cache_key(conn, day, source)
+    last = current_app.extensions.setdefault("home_energy_today", {})
+    with _today_lock:
+        body = last.get(key)
+    if body is None:
+        body = queries.today(conn, now, source, day)
+        with _today_lock:
+            last.clear()
+            last[key] = body
+    return jsonify(body)
+
+
+_today_lock = threading.Lock()
 
 
 @api.after_request

@@ -27,7 +27,8 @@ def seed_prices(conn: sqlite3.Connection, rows: list[tuple[str, datetime, int, f
 
 def seed_amber_day(conn: sqlite3.Connection, day: str, day_start: datetime, general_kwh: float,
                    feed_in_kwh: float, cost_cents: float) -> None:
-    """A whole NEM day of Amber usage: 48 half-hours of general, and the daily roll-up."""
+    """A whole NEM day of Amber usage: 48 half-hours of general, the daily roll-up, and the
+    newest-usage mark the sync keeps (answers are cached on it)."""
     t0 = int(day_start.timestamp())
     with db.transaction(conn):
         for i in range(48):
@@ -39,3 +40,4 @@ def seed_amber_day(conn: sqlite3.Connection, day: str, day_start: datetime, gene
             )
         conn.execute("INSERT INTO daily_usage VALUES (?, ?, 'general', ?, ?, 48)", (SITE, day, general_kwh, cost_cents))
         conn.execute("INSERT INTO daily_usage VALUES (?, ?, 'feedIn', ?, 0, 48)", (SITE, day, -feed_in_kwh))
+        db.set_meta(conn, f"usage_newest_end:{SITE}", t0 + 86400)  # as the sync records it
