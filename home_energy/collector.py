@@ -6,8 +6,10 @@ Rules it keeps (the same as the Amber sync's):
   starts failing and one when it recovers, not one per poll.
 - Energy comes from the meter's own counters when it has them: the difference between two
   reads, where a counter that goes down was reset or wrapped and counts again from zero, and a
-  jump no household connection could carry is dropped. A source without counters has its grid
-  power integrated between polls instead, but never across a gap longer than a few polls.
+  jump no household connection could carry is dropped; the step across an outage of more than
+  15 minutes is not counted either, since it cannot be placed in time or priced. A source
+  without counters has its grid power integrated between polls instead, but never across a gap
+  longer than a few polls.
 - It is the only writer of the meter tables (through store_meter) and never blocks the web.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_SITE_W = 100_000.0  # no household connection carries more: a bigger step is a glitch
 MAX_INTEGRATE_GAP_POLLS = 3  # integrate power only between close polls; a longer gap is unknown
+MAX_COUNTER_GAP_S = 15 * 60  # a counter step over a longer outage is not attributed to this minute
 PRUNE_EVERY_S = 3600.0
 
 
@@ -104,6 +107,11 @@ class Collector:
         counters_at, last_import, last_export = self.counters
         if reading.import_wh is not None and reading.export_wh is not None:
             elapsed = at - counters_at if counters_at is not None else 0.0
+            if elapsed > MAX_COUNTER_GAP_S:
+                # Energy from a long outage cannot be placed in time or priced: it is not counted.
+                message = f"no counter reads for {elapsed / 60:.0f} min: that energy is not counted"
+                log.info("meter %s", message)
+                return None, [("counter_gap", message)]
             steps = (counter_step(last_import, reading.import_wh, elapsed),
                      counter_step(last_export, reading.export_wh, elapsed))
             if steps[0] is None or steps[1] is None:

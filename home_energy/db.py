@@ -149,7 +149,7 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,
         source TEXT NOT NULL,
-        kind TEXT NOT NULL,              -- failing | recovered | counter_reset | counter_jump
+        kind TEXT NOT NULL,              -- failing | recovered | counter_reset | counter_jump | counter_gap
         message TEXT
     );
     """,

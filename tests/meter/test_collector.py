@@ -141,3 +141,20 @@ def test_minutes_are_pruned_after_retention_days(make_config, shelly):
         collector.poll_once()
         collector.close()
     assert len(_rows(config, "SELECT minute FROM meter_minutes")) == 1
+
+
+def test_energy_across_a_long_outage_is_not_put_in_one_minute(make_config, shelly):
+    config = make_config(METER="shelly", METER_URL=shelly.url)
+    with freeze_time(NOW) as frozen:
+        collector = Collector(config, ShellySource(shelly.url, 10))
+        shelly.set_counters(1000.0, 0.0)
+        collector.poll_once()
+        frozen.tick(timedelta(hours=10))  # the Pi was off overnight
+        shelly.set_counters(9000.0, 0.0)
+        collector.poll_once()
+        frozen.tick(timedelta(seconds=10))
+        shelly.set_counters(9005.0, 0.0)
+        collector.poll_once()
+        collector.close()
+    assert sum(r[0] or 0 for r in _rows(config, "SELECT import_wh FROM meter_minutes")) == 5
+    assert [e["kind"] for e in _rows(config, "SELECT kind FROM meter_events")] == ["counter_gap"]
