@@ -142,6 +142,7 @@ class FakeShelly(_FakeMeter):
         self.emdata = copy.deepcopy(data["status"]["emdata:0"])
         self.password = password
         self.realm = self.info["id"]
+        self.em1: dict[int, tuple[dict, dict]] | None = None  # set by use_em1
         self.nonces: dict[str, int] = {}
         self.challenges = 0
         self.authorised = 0
@@ -156,6 +157,22 @@ class FakeShelly(_FakeMeter):
             self.emdata["total_act"] = import_wh
             self.emdata["total_act_ret"] = export_wh
 
+    def use_em1(self, profile: str | None, channels: dict[int, tuple[float, float, float]]) -> None:
+        """Answer as EM1 channels {id: (act_power W, import Wh, export Wh)}, shaped like evcc's
+        EM1Data sample; `profile` None drops the key, as on a Pro EM."""
+        with self.lock:
+            if profile is None:
+                self.info.pop("profile", None)
+            else:
+                self.info["profile"] = profile
+            data = load_fixture("evcc_EM1Data.GetStatus.json")
+            self.em1 = {
+                ident: ({"id": ident, "current": 1.0, "voltage": 230.0, "act_power": power, "aprt_power": abs(power),
+                         "pf": 1.0, "freq": 50.0, "calibration": "factory"},
+                        dict(data, id=ident, total_act_energy=imported, total_act_ret_energy=exported))
+                for ident, (power, imported, exported) in channels.items()
+            }
+
     def set_errors(self, errors: list[str]) -> None:
         with self.lock:
             self.em["errors"] = errors
@@ -169,6 +186,13 @@ class FakeShelly(_FakeMeter):
             self.nonces[nonce] = 0
             challenge = f'Digest qop="auth", realm="{self.realm}", nonce="{nonce}", algorithm=SHA-256'
             return 401, b"", {"WWW-Authenticate": challenge}
+        if self.em1 is not None:  # a monophase 3EM or a Pro EM: EM1 channels, no EM component
+            channel = int(query[3:]) if query.startswith("id=") and query[3:].isdigit() else -1
+            if path == "/rpc/EM1.GetStatus" and channel in self.em1:
+                return _json(200, self.em1[channel][0])
+            if path == "/rpc/EM1Data.GetStatus" and channel in self.em1:
+                return _json(200, self.em1[channel][1])
+            return _json(404, {"code": 404, "message": f"No handler for {path[5:]}"})
         if path == "/rpc/EM.GetStatus" and query == "id=0":
             return _json(200, self.em)
         if path == "/rpc/EMData.GetStatus" and query == "id=0":

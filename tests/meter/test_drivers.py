@@ -206,3 +206,19 @@ def test_shelly_timeout_and_html_are_failures(shelly):
     shelly.fault = "html"
     with pytest.raises(MeterDataError, match="HTML"):
         source.fetch()
+
+
+def test_shelly_monophase_3em_sums_its_three_em1_phases(shelly):
+    shelly.use_em1("monophase", {0: (1200.0, 100.0, 5.0), 1: (-300.5, 50.0, 20.0), 2: (0.0, 1.0, 0.0)})
+    reading = ShellySource(shelly.url, 10).fetch()
+    assert (reading.grid_w, reading.import_wh, reading.export_wh) == (899.5, 151.0, 25.0)
+    assert not any("/rpc/EM.GetStatus" in r for r in shelly.requests)
+
+
+def test_shelly_pro_em_reads_channel_0_after_em_is_not_found(shelly):
+    shelly.use_em1(None, {0: (-620.34, 1264.15, 144792.28), 1: (1500.0, 9.0, 9.0)})
+    source = ShellySource(shelly.url, 10)
+    reading = source.fetch()
+    assert (reading.grid_w, reading.import_wh, reading.export_wh) == (-620.34, 1264.15, 144792.28)
+    source.fetch()
+    assert sum("/rpc/EM.GetStatus" in r for r in shelly.requests) == 1  # probed once, remembered
