@@ -111,13 +111,39 @@ def cmd_config(config: Config, _args: argparse.Namespace) -> int:
 def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     from .scheduler import start_scheduler
 
-    return _serve(config, before_serving=lambda: start_scheduler(config))
+    return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler))
+
+
+def _with_collector(config: Config, start_scheduler):
+    """Start the meter collector (when METER is set), then the schedule; one cleanup stops both.
+
+    The collector opens the cache first, so its schema is migrated before the first sync runs.
+    """
+    from .collector import start_collector
+
+    started = start_collector(config)
+    stop_scheduler = start_scheduler(config)
+
+    def _stop() -> None:
+        stop_scheduler()
+        if started:
+            started[0].set()
+            started[1].join(timeout=5)
+
+    return _stop
+
+
+def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
+    from .collector import collect_until_signalled
+
+    return collect_until_signalled(config)
 
 
 COMMANDS = {
     "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
+    "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for the collector service"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
     "config": (cmd_config, "print a setting as the units see it (the env file under the environment)"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
@@ -136,6 +162,7 @@ EXIT_CODES = {
     "run": ("0  stopped by SIGTERM or Ctrl-C", *_EXIT_SERVE),
     "init-db": ("0  the cache is ready", _EXIT_CACHE, _EXIT_CONFIG),
     "config": ("0  printed", _EXIT_CONFIG),
+    "collect": ("0  stopped by SIGTERM or Ctrl-C, or no meter configured (METER unset)", _EXIT_CACHE, _EXIT_CONFIG),
     "seed-demo": ("0  the cache holds the demo history", _EXIT_CACHE,
                   f"{EX_CONFIG}  a bad setting, a cache holding real Amber data (see --force), or --days too long"),
 }

@@ -30,8 +30,9 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
 SETTINGS = frozenset({
     "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
     "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
+    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS",
 })
-OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_")
+OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_")
 OTHER_PREFIXES = ("KIOSK_", "HOME_ENERGY_UPDATE_")  # the kiosk launcher and pi/update.sh have their own
 # How alike a name must be to a setting to count as a misspelling of it: AMBER_TOKN or
 # RETENTON_DAYS are caught; unrelated variables in a login shell (HOSTNAME, DEBUGINFOD_URLS) are not.
@@ -69,6 +70,10 @@ class Config:
     night_start: str = "22:00"
     night_end: str = "06:00"
     forecast_price: str = "amber"  # "amber": advancedPrice.predicted where Amber gives it; "aemo": perKwh
+    meter: str | None = None  # fronius | shelly: a meter on the home network (see sources/)
+    meter_url: str | None = None
+    meter_password: Secret | None = None
+    meter_poll_seconds: int = 10
 
     @property
     def mode(self) -> str:
@@ -195,7 +200,32 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
         forecast_price=forecast,
+        **_meter_settings(merged),
     )
+
+
+METERS = ("fronius", "shelly")
+
+
+def _meter_settings(env: Mapping[str, str]) -> dict:
+    """METER, METER_URL, METER_PASSWORD, METER_POLL_SECONDS: all or nothing, checked together."""
+    kind = env.get("METER", "").strip().lower() or None
+    if kind is None:
+        return {}
+    if kind not in METERS:
+        raise ConfigError(f"METER must be one of {', '.join(METERS)} (or unset for no meter)")
+    url = env.get("METER_URL", "").strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
+        raise ConfigError("METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50")
+    password = env.get("METER_PASSWORD", "")
+    if password and kind != "shelly":
+        raise ConfigError("METER_PASSWORD is only used with METER=shelly (Fronius's Solar API has no password)")
+    return {
+        "meter": kind,
+        "meter_url": url,
+        "meter_password": Secret(password) if password else None,
+        "meter_poll_seconds": _int(env, "METER_POLL_SECONDS", 10, 5, 60),
+    }
 
 
 def config_warnings(env: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from .calc import Slot, age_seconds, cheapest_window, forecast_price, price_status, sync_problem
 from .clock import NEM_TZ, nem_day_start, to_iso
 from .db import get_meta, int_meta
+from .meter_format import unpack_hour
 
 CHEAPEST_HOURS = (1, 2, 3)
 CHEAPEST_HORIZON_H = 24
@@ -278,3 +279,233 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
         "forecast_price": forecast,
         "cheapest": windows,
     }
+
+
+# --- The home's meter: /api/live, /api/today and the meter part of health ---------------------
+
+METER_SILENT_POLLS = 6  # no reading for this many polls (and at least a minute): the meter is silent
+REVERSED_WINDOW_MIN = 10  # minutes of impossible flows before the reversed-clamp warning shows
+REVERSED_MARGIN_W = 100.0
+_LIVE_FIELDS = ("grid_w", "solar_w", "battery_w", "battery_soc_percent", "load_w")
+
+
+def _meter_tables(conn: sqlite3.Connection) -> bool:
+    # A cache written by an older program has no meter tables until the next writer migrates it.
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meter_latest'").fetchone() is not None
+
+
+def _price_now(conn: sqlite3.Connection, channel: str, t: int) -> float | None:
+    row = conn.execute(
+        "SELECT per_kwh FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start <= ? AND end > ?",
+        (site_id(conn), channel, t - MAX_INTERVAL_S, t, t),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def cost_cents_per_hour(grid_w: float | None, general_per_kwh: float | None,
+                        feed_in_per_kwh: float | None) -> float | None:
+    """Import kW × the general price, or export kW × the feed-in price (negative when paid)."""
+    if grid_w is None:
+        return None
+    if grid_w == 0:
+        return 0.0
+    price = general_per_kwh if grid_w > 0 else feed_in_per_kwh
+    return None if price is None else round(abs(grid_w) / 1000 * price, 2)
+
+
+def meter_status(conn: sqlite3.Connection, now: datetime, source: str | None,
+                 poll_seconds: int) -> dict[str, Any]:
+    """ok | not_answering | waiting (configured, nothing read yet) | none (no meter configured)."""
+    if source is None:
+        return {"status": "none", "since": None, "last_reading_at": None, "last_error": None}
+    latest = state = None
+    if _meter_tables(conn):
+        latest = conn.execute("SELECT at FROM meter_latest WHERE id = 1 AND source = ?", (source,)).fetchone()
+        state = conn.execute("SELECT status, failing_since, last_error FROM meter_state WHERE id = 1 AND source = ?",
+                             (source,)).fetchone()
+    last_at = None if latest is None else latest["at"]
+    t = int(now.timestamp())
+    silent_after = max(60, METER_SILENT_POLLS * poll_seconds)
+    if state is not None and state["status"] == "failing":
+        status, since = "not_answering", state["failing_since"]
+    elif last_at is not None and t - last_at > silent_after:
+        status, since = "not_answering", last_at  # the collector itself has stopped
+    elif last_at is None:
+        status, since = ("not_answering" if state is not None else "waiting"), None
+    else:
+        status, since = "ok", None
+    return {"status": status, "since": _iso(since), "last_reading_at": _iso(last_at),
+            "last_error": None if state is None or status == "ok" else state["last_error"]}
+
+
+def live(conn: sqlite3.Connection, now: datetime, source: str | None, poll_seconds: int) -> dict[str, Any]:
+    """The latest reading in the project's signs; every field null without a meter, 200 always."""
+    t = int(now.timestamp())
+    body: dict[str, Any] = {"at": None, "age_seconds": None, **{f: None for f in _LIVE_FIELDS},
+                            "cost_cents_per_hour": None, "source": source}
+    if source is None:
+        return body
+    row = None
+    if _meter_tables(conn):
+        row = conn.execute("SELECT * FROM meter_latest WHERE id = 1 AND source = ?", (source,)).fetchone()
+    if row is not None:
+        body["at"] = _iso(row["at"])
+        body["age_seconds"] = max(0, t - row["at"])
+        for f in _LIVE_FIELDS:
+            body[f] = row[f]
+        body["cost_cents_per_hour"] = cost_cents_per_hour(
+            row["grid_w"], _price_now(conn, "general", t), _price_now(conn, "feedIn", t))
+    status = meter_status(conn, now, source, poll_seconds)
+    body["status"] = status["status"]
+    body["not_answering_since"] = status["since"]
+    return body
+
+
+def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date | None = None) -> dict[str, Any]:
+    """A NEM day so far from the meter's energy, each minute priced by its interval; Amber's figures
+    once it has the whole day."""
+    day = day or now.astimezone(NEM_TZ).date()
+    start = int(nem_day_start(day).timestamp())
+    end = min(int(now.timestamp()), start + 86400)
+    body: dict[str, Any] = {"date": day.isoformat(), "from": _iso(start), "to": None, "import_kwh": None,
+                            "export_kwh": None, "cost_dollars": None, "estimated": True, "basis": None,
+                            "unpriced_kwh": None, "source": source}
+    if source is None or not _meter_tables(conn):
+        return body
+    sid = site_id(conn)
+    buckets = _energy_buckets(conn, start, end)
+    if buckets:
+        general, feed_in = _price_steps(conn, sid, "general", start, end), _price_steps(conn, sid, "feedIn", start, end)
+        imported = exported = cents = unpriced = 0.0
+        for bucket, (import_wh, export_wh, _first, _last) in buckets.items():
+            for wh, steps in ((import_wh, general), (export_wh, feed_in)):
+                if not wh:
+                    continue
+                price = steps.get(bucket)
+                if price is None:
+                    unpriced += wh
+                else:
+                    cents += wh / 1000 * price
+            imported += import_wh
+            exported += export_wh
+        first = min(b[2] for b in buckets.values())
+        last = max(b[3] for b in buckets.values())
+        body.update({
+            # Counted from the day's start, or from the first minute the collector saw if later.
+            "from": _iso(first if first - start > 300 else start),
+            "to": _iso(last + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
+            "cost_dollars": round(cents / 100, 2), "basis": "meter", "unpriced_kwh": round(unpriced / 1000, 3),
+        })
+    amber = _amber_day(conn, sid, day)
+    if amber is not None:
+        meter_figures = {k: body[k] for k in ("import_kwh", "export_kwh", "cost_dollars")} if buckets else None
+        body.update(amber, estimated=False, basis="amber", unpriced_kwh=0.0, meter_estimate=meter_figures,
+                    to=_iso(start + 86400), **{"from": _iso(start)})
+    return body
+
+
+def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[tuple]:
+    """Minute rows in [low, high) from both the recent table and the packed hours, in order."""
+    rows = [tuple(r) for r in conn.execute(
+        "SELECT minute, grid_w, solar_w, battery_w, load_w, import_wh, export_wh FROM meter_minutes "
+        "WHERE minute >= ? AND minute < ?", (low, high))]
+    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
+                                   (low - 3600, high)):
+        rows.extend(m for m in unpack_hour(hour, blob) if low <= m[0] < high)
+    rows.sort(key=lambda m: m[0])
+    return rows
+
+
+def today_cache_key(conn: sqlite3.Connection, day: date, source: str | None) -> tuple:
+    """Two /api/today requests with the same key get the same answer: the same collector write,
+    the same price fetch and the same sync (usage), for the same day and meter."""
+    sid = site_id(conn)
+    written = None
+    if _meter_tables(conn):
+        row = conn.execute("SELECT updated_at FROM meter_state WHERE id = 1").fetchone()
+        written = None if row is None else row[0]
+    return (day, source, written, int_meta(conn, f"prices_fetched_at:{sid}"), int_meta(conn, "last_success_at"),
+            int_meta(conn, f"usage_newest_end:{sid}"))
+
+
+def _energy_buckets(conn: sqlite3.Connection, low: int, high: int) -> dict[int, list[float]]:
+    """Energy per 5-minute bucket in [low, high): {bucket: [import Wh, export Wh, first minute, last minute]}.
+
+    Every Amber interval (5 or 30 minutes) starts on a 5-minute boundary, so a bucket has one
+    price; summing in SQL first keeps a day to at most 288 lookups.
+    """
+    out: dict[int, list[float]] = {}
+    for bucket, imported, exported, first, last in conn.execute(
+        "SELECT minute - minute % 300, TOTAL(import_wh), TOTAL(export_wh), MIN(minute), MAX(minute) FROM meter_minutes "
+        "WHERE minute >= ? AND minute < ? AND (import_wh IS NOT NULL OR export_wh IS NOT NULL) GROUP BY 1",
+        (low, high),
+    ):
+        out[bucket] = [imported, exported, first, last]
+    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
+                                   (low - 3600, high)):
+        for minute, *_power, imported, exported in unpack_hour(hour, blob):
+            if not low <= minute < high or (imported is None and exported is None):
+                continue
+            entry = out.setdefault(minute - minute % 300, [0.0, 0.0, minute, minute])
+            entry[0] += imported or 0.0
+            entry[1] += exported or 0.0
+            entry[2], entry[3] = min(entry[2], minute), max(entry[3], minute)
+    return out
+
+
+def _price_steps(conn: sqlite3.Connection, sid: str | None, channel: str, low: int, high: int) -> dict[int, float]:
+    """{5-minute bucket: per_kwh} for the cached intervals of `channel` overlapping [low, high)."""
+    out: dict[int, float] = {}
+    for start, end, per_kwh in conn.execute(
+        "SELECT start, end, per_kwh FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start < ? "
+        "AND end > ?",
+        (sid, channel, low - MAX_INTERVAL_S, high, low),
+    ):
+        for bucket in range(start, end, 300):
+            out[bucket] = per_kwh
+    return out
+
+
+def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str, Any] | None:
+    """Amber's own import, export and cost for a whole day, or None until it has all of it."""
+    rows = conn.execute("SELECT channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day = ?",
+                        (sid, day.isoformat())).fetchall()
+    if not rows:
+        return None
+    start = int(nem_day_start(day).timestamp())
+    covered = conn.execute(  # bounded by start so the (site_id, start) index does the work
+        "SELECT SUM(duration) FROM (SELECT DISTINCT start, duration FROM usage "
+        "WHERE site_id = ? AND start >= ? AND start < ? AND day = ? AND channel = 'general')",
+        (sid, start - 86400, start + 2 * 86400, day.isoformat()),
+    ).fetchone()[0]
+    if not covered or covered < 1440:
+        return None
+    imported = sum(r["kwh"] for r in rows if r["channel"] != "feedIn")
+    exported = -sum(r["kwh"] for r in rows if r["channel"] == "feedIn")
+    return {"import_kwh": round(imported, 3), "export_kwh": round(exported, 3),
+            "cost_dollars": round(sum(r["cost_cents"] for r in rows) / 100, 2)}
+
+
+def meter_warnings(conn: sqlite3.Connection, now: datetime) -> list[str]:
+    """`grid_sign_reversed`: importing for minutes on end while solar alone exceeds the house's
+    load, which no correctly fitted meter can show (a clamp fitted the wrong way round)."""
+    if not _meter_tables(conn):
+        return []
+    t = int(now.timestamp())
+    low = t - t % 60 - REVERSED_WINDOW_MIN * 60
+    rows = conn.execute(
+        "SELECT grid_w, solar_w, battery_w, load_w FROM meter_minutes WHERE minute >= ? AND minute < ?",
+        (low, t - t % 60 + 60),
+    ).fetchall()
+    impossible = [
+        r for r in rows
+        if r["grid_w"] is not None and r["solar_w"] is not None and r["load_w"] is not None
+        and r["grid_w"] > REVERSED_MARGIN_W
+        and r["solar_w"] + (r["battery_w"] or 0.0) > r["load_w"] + max(REVERSED_MARGIN_W, 0.1 * r["solar_w"])
+    ]
+    return ["grid_sign_reversed"] if len(impossible) >= REVERSED_WINDOW_MIN else []
+
+
+def meter_health(conn: sqlite3.Connection, now: datetime, source: str | None, poll_seconds: int) -> dict[str, Any]:
+    status = meter_status(conn, now, source, poll_seconds)
+    return {"source": source, **status, "warnings": meter_warnings(conn, now) if source else []}

@@ -283,3 +283,51 @@ def index():
         "version": current_app.config["VERSION"],
     }
     return render_template("index.html", display=display)
+
+
+# --- The home's meter (written by the collector; read here from the cache only) --------------
+
+
+@api.get("/live")
+def live():
+    _only()
+    cfg = settings()
+    return jsonify(queries.live(get_db(), now_utc(), cfg.meter, cfg.meter_poll_seconds))
+
+
+@api.get("/today")
+def today():
+    _only("date")
+    now = now_utc()
+    this_day = now.astimezone(NEM_TZ).date()
+    day = _date_arg("date", this_day)
+    if day > this_day or (this_day - day).days > settings().retention_days:
+        raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
+    conn, source = get_db(), settings().meter
+    # Every screen asks every 10 s and the answer changes only when the collector or the sync
+    # writes: keep the last one.
+    key = queries.today_cache_key(conn, day, source)
+    last = current_app.extensions.setdefault("home_energy_today", {})
+    with _today_lock:
+        body = last.get(key)
+    if body is None:
+        body = queries.today(conn, now, source, day)
+        with _today_lock:
+            last.clear()
+            last[key] = body
+    return jsonify(body)
+
+
+_today_lock = threading.Lock()
+
+
+@api.after_request
+def _meter_in_health(response):
+    """Add the meter's state and warnings to /api/health when a meter is configured."""
+    cfg = settings()
+    if request.endpoint != "api.health" or response.status_code != 200 or cfg.meter is None:
+        return response
+    body = response.get_json()
+    body["meter"] = queries.meter_health(get_db(), now_utc(), cfg.meter, cfg.meter_poll_seconds)
+    response.set_data(current_app.json.dumps(body))
+    return response

@@ -104,8 +104,8 @@ def test_every_service_has_memory_and_task_limits(name: str):
     assert 4 <= int(keys["TasksMax"][0]) <= 64
 
 
-def test_only_the_sync_receives_the_amber_token():
-    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN"]
+def test_only_the_sync_receives_the_amber_token_and_only_the_collector_the_meter_password():
+    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD"]
     assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN"]
     assert "UnsetEnvironment" not in unit_keys(SERVICES[1])
 

@@ -1,0 +1,216 @@
+"""What the home's meter costs on the Pi: the collector's CPU and memory, the cache, /api/live.
+
+`python -m bench.meter_cost` (or from `python -m bench`) measures, against the targets:
+- `home-energy collect` polling a fake Fronius (the real samples, over real HTTP) every 10 s:
+  CPU as a share of one core over the steady state, and peak resident memory (VmHWM);
+- a year of 1-minute aggregates written in the collector's own row shape and packed by the hour
+  as its hourly prune does, worst case (every quantity present, noisy, as on a Fronius with a
+  battery) and grid-only (a Shelly): bytes on disk;
+- `/api/live` and `/api/today` p99 with 8 clients beside `/api/current`, on a demo cache with a
+  meter configured.
+Figures are printed and returned as Markdown for docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .load import measure, run_phase
+from .server import Server, rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_CPU_PERCENT = 1.0  # of one core, at a 10 s poll
+TARGET_RSS_MB = 30.0
+TARGET_YEAR_MB = 10.0  # 1-minute aggregates for a year
+TARGET_API_P99_MS = 15.0  # the other endpoints' budget (bench/report.py), 8 clients
+POLL_S = 10
+COLLECT_S = 120.0  # 12 polls: enough to see the steady state past start-up
+API_CLIENTS = 8
+API_REQUESTS_PER_CLIENT = 250
+WARMUP_REQUESTS_PER_CLIENT = 30  # first connections and first queries are not what a screen sees
+MINUTES_PER_YEAR = 365 * 24 * 60
+
+
+@dataclass(frozen=True)
+class MeterCost:
+    cpu_percent: float
+    rss_peak_mb: float
+    polls: int
+    year_mb_full: float
+    year_mb_grid_only: float
+    live_p99_ms: float
+    today_p99_ms: float
+    current_p99_ms: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _env(path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMBER_", "METER", "SQLITE_PATH", "PORT"))}
+    env.update(SQLITE_PATH=str(path), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def measure_collector(work: Path, seconds: float = COLLECT_S) -> tuple[float, float, int]:
+    """(CPU % of one core in the steady state, peak RSS MB, polls) of `home-energy collect`."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_meters import FakeFronius
+
+    cache = work / "collector.sqlite"
+    with FakeFronius() as meter:
+        proc = subprocess.Popen([sys.executable, "-m", "home_energy.cli", "collect"],
+                                env=_env(cache, METER="fronius", METER_URL=meter.url, METER_POLL_SECONDS=str(POLL_S)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not any("PowerFlow" in r for r in meter.requests):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the collector did not poll the fake meter")
+                time.sleep(0.05)
+            time.sleep(1.0)  # past the first poll's imports and migration
+            cpu0, t0, polls0 = _cpu_seconds(proc.pid), time.monotonic(), len(meter.requests)
+            time.sleep(seconds)
+            cpu1, t1 = _cpu_seconds(proc.pid), time.monotonic()
+            polls = sum("PowerFlow" in r for r in meter.requests[polls0:])
+            peak = rss_mb(proc.pid, "VmHWM")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+    return (cpu1 - cpu0) / (t1 - t0) * 100, peak, polls
+
+
+def measure_year(work: Path, grid_only: bool) -> float:
+    """MB that a year of 1-minute rows takes in the cache, in the collector's row shape."""
+    from home_energy.store import open_writer
+    from home_energy.store import COMPACT_AFTER_S, compact_meter
+
+    path = work / f"year-{'grid' if grid_only else 'full'}.sqlite"
+    conn = open_writer(path)
+    rng = random.Random(7)
+    start = 1_790_000_000 - 1_790_000_000 % 60
+
+    def row(i: int):
+        minute = start + 60 * i
+        hour = (i // 60) % 24
+        grid = rng.randint(-4000, 6000)
+        if grid_only:
+            return (minute, 6, grid, None, None, None, max(grid, 0) // 60, max(-grid, 0) // 60)
+        solar = rng.randint(0, 6500) if 6 <= hour < 19 else None
+        battery = rng.randint(-3000, 3000)
+        return (minute, 6, grid, solar, battery, rng.randint(150, 7000), max(grid, 0) // 60, max(-grid, 0) // 60)
+
+    for chunk in range(0, MINUTES_PER_YEAR, 50_000):
+        with conn:
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO meter_minutes (minute, samples, grid_w, solar_w, battery_w, load_w, import_wh, export_wh) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row(i) for i in range(chunk, min(chunk + 50_000, MINUTES_PER_YEAR))),
+            )
+            conn.execute("COMMIT")
+    compact_meter(conn, start + MINUTES_PER_YEAR * 60 + COMPACT_AFTER_S)  # as the collector's hourly prune does
+    conn.execute("VACUUM")
+    size = conn.execute("SELECT SUM(pgsize) FROM dbstat WHERE name IN ('meter_minutes', 'meter_hours')").fetchone()[0]
+    conn.close()
+    return size / 1e6
+
+
+def measure_api(work: Path, dataset: Path | None = None) -> tuple[float, float, float]:
+    """p99 ms of /api/live, /api/today and /api/current with a meter configured and a reading cached."""
+    cache = dataset or work / "api.sqlite"
+    if dataset is None:
+        subprocess.run([sys.executable, "-m", "home_energy.cli", "seed-demo", "--days", "30"],
+                       env=_env(cache, RETENTION_DAYS="90"), check=True, capture_output=True, timeout=600)
+    from home_energy.clock import nem_date, nem_day_start, now_utc
+    from home_energy.store import open_writer
+
+    conn = open_writer(cache)  # migrates a dataset seeded by an older schema
+    now = int(time.time())
+    day_start = int(nem_day_start(nem_date(now_utc())).timestamp())
+    with conn:
+        conn.execute("BEGIN")
+        conn.execute("INSERT OR REPLACE INTO meter_latest VALUES (1, 'fronius', ?, 1703.74, 1111, NULL, NULL, 2814.74)",
+                     (now,))
+        # A whole day so far of minutes, so /api/today prices every one of them.
+        conn.executemany("INSERT OR REPLACE INTO meter_minutes VALUES (?, 6, 1703, 1111, NULL, 2815, 28, 0)",
+                         [(m,) for m in range(day_start, now - now % 60, 60)])
+        conn.execute("COMMIT")
+    conn.close()
+    server = Server(cache, 365, work / "meter-serve.log")
+    server.env.update(METER="fronius", METER_URL="http://127.0.0.1:9")
+    paths = ["/api/live", "/api/today", "/api/current"]
+    with server:
+        run_phase(server.port, paths, API_CLIENTS, WARMUP_REQUESTS_PER_CLIENT)
+        results = [measure(server.port, path, API_CLIENTS, API_REQUESTS_PER_CLIENT) for path in paths]
+    return tuple(r.p99_ms for r in results)  # type: ignore[return-value]
+
+
+def measure_meter(work: Path, dataset: Path | None = None, progress=print) -> MeterCost:
+    work.mkdir(parents=True, exist_ok=True)
+    cpu, rss, polls = measure_collector(work)
+    progress(f"meter collector: {cpu:.2f} % of one core, peak RSS {rss:.1f} MB over {polls} polls at {POLL_S} s")
+    full, grid = measure_year(work, grid_only=False), measure_year(work, grid_only=True)
+    progress(f"meter: a year of 1-minute aggregates {full:.1f} MB (every quantity), {grid:.1f} MB (grid only)")
+    live, today, current = measure_api(work, dataset)
+    progress(f"meter API p99 ({API_CLIENTS} clients): /api/live {live:.2f} ms, /api/today {today:.2f} ms, "
+             f"/api/current {current:.2f} ms")
+    return MeterCost(cpu, rss, polls, full, grid, live, today, current)
+
+
+def markdown(cost: MeterCost) -> list[str]:
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    return [
+        "## The home's meter",
+        "",
+        "| figure | measured | target | result |",
+        "|---|---|---|---|",
+        f"| collector CPU at a {POLL_S} s poll | {cost.cpu_percent:.2f} % of one core | ≤ {TARGET_CPU_PERCENT:g} % "
+        f"| {mark(cost.cpu_percent <= TARGET_CPU_PERCENT)} |",
+        f"| collector peak RSS | {cost.rss_peak_mb:.1f} MB | ≤ {TARGET_RSS_MB:g} MB "
+        f"| {mark(cost.rss_peak_mb <= TARGET_RSS_MB)} |",
+        f"| 1-minute aggregates, a year, every quantity | {cost.year_mb_full:.1f} MB | ≤ {TARGET_YEAR_MB:g} MB "
+        f"| {mark(cost.year_mb_full <= TARGET_YEAR_MB)} |",
+        f"| 1-minute aggregates, a year, grid only | {cost.year_mb_grid_only:.1f} MB | ≤ {TARGET_YEAR_MB:g} MB "
+        f"| {mark(cost.year_mb_grid_only <= TARGET_YEAR_MB)} |",
+        f"| `/api/live` p99, {API_CLIENTS} clients | {cost.live_p99_ms:.2f} ms | ≤ {TARGET_API_P99_MS:g} ms "
+        f"| {mark(cost.live_p99_ms <= TARGET_API_P99_MS)} |",
+        f"| `/api/today` p99, {API_CLIENTS} clients | {cost.today_p99_ms:.2f} ms | ≤ {TARGET_API_P99_MS:g} ms "
+        f"| {mark(cost.today_p99_ms <= TARGET_API_P99_MS)} |",
+        "",
+        f"`/api/current` on the same server and load: p99 {cost.current_p99_ms:.2f} ms. The collector was measured "
+        f"over {cost.polls} polls of a fake Fronius (real samples over HTTP, counters read as on a device).",
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.meter_cost", description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, help="keep files here instead of a temporary folder")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    if args.work:
+        cost = measure_meter(args.work)
+    else:
+        with tempfile.TemporaryDirectory(prefix="home-energy-meter-bench-") as work:
+            cost = measure_meter(Path(work))
+    print("\n".join(markdown(cost)))
+    ok = (cost.cpu_percent <= TARGET_CPU_PERCENT and cost.rss_peak_mb <= TARGET_RSS_MB
+          and cost.year_mb_full <= TARGET_YEAR_MB and cost.live_p99_ms <= TARGET_API_P99_MS)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

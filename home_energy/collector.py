@@ -1,0 +1,223 @@
+"""The meter collector: polls the configured source every METER_POLL_SECONDS into the cache.
+
+Rules it keeps (the same as the Amber sync's):
+- A failed poll (timeout, HTML, invalid JSON) writes no reading: the page keeps the last good
+  one, with its age. The failure is recorded in the cache; the log gets one line when polling
+  starts failing and one when it recovers, not one per poll.
+- Energy comes from the meter's own counters when it has them: the difference between two
+  reads, where a counter that goes down was reset or wrapped and counts again from zero, and a
+  jump no household connection could carry is dropped; the step across an outage of more than
+  15 minutes is not counted either, since it cannot be placed in time or priced. A source
+  without counters has its grid power integrated between polls instead, but never across a gap
+  longer than a few polls.
+- It is the only writer of the meter tables (through store) and never blocks the web.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+from . import store
+from .clock import monotonic, now_utc
+from .config import Config
+from .store import open_writer
+from .errors import HomeEnergyError
+from .sources import Reading, Source, make_source
+
+log = logging.getLogger(__name__)
+
+MAX_SITE_W = 100_000.0  # no household connection carries more: a bigger step is a glitch
+MAX_INTEGRATE_GAP_POLLS = 3  # integrate power only between close polls; a longer gap is unknown
+MAX_COUNTER_GAP_S = 15 * 60  # a counter step over a longer outage is not attributed to this minute
+PRUNE_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One counter's contribution between two reads, and what happened to it."""
+
+    wh: float
+    event: str | None  # None | counter_reset | counter_jump
+
+
+def counter_step(previous: float | None, current: float | None, elapsed_s: float) -> Step | None:
+    """Energy between two reads of a cumulative Wh counter; None when there is no base yet."""
+    if previous is None or current is None:
+        return None
+    most = MAX_SITE_W * max(elapsed_s, 60.0) / 3600.0
+    delta = current - previous
+    if delta >= 0:
+        return Step(delta, None) if delta <= most else Step(0.0, "counter_jump")
+    # It went down: the meter was reset or the counter wrapped, and counts again from zero.
+    return Step(current, "counter_reset") if current <= most else Step(0.0, "counter_reset")
+
+
+def integrate_grid(grid_w: float | None, elapsed_s: float) -> tuple[float, float] | None:
+    """(import Wh, export Wh) from one grid power over `elapsed_s`; None when it is unknown."""
+    if grid_w is None:
+        return None
+    wh = abs(grid_w) * elapsed_s / 3600.0
+    return (wh, 0.0) if grid_w >= 0 else (0.0, wh)
+
+
+class Collector:
+    def __init__(self, config: Config, source: Source) -> None:
+        self.config = config
+        self.source = source
+        self.conn = open_writer(config.sqlite_path)
+        state = store.load_state(self.conn, source.name)
+        self.failing = state.status == "failing"
+        self.counters = (state.counters_at, state.import_wh, state.export_wh)
+        self.last_power: tuple[float, float | None] | None = None  # (epoch, grid_w) of the last good poll
+        self.fold: store.MinuteFold | None = None
+        self._next_prune = 0.0
+
+    def poll_once(self) -> bool:
+        """Fetch, validate, write; True when a reading was stored."""
+        try:
+            reading = self.source.fetch()
+        except HomeEnergyError as exc:
+            self._fault(str(exc))
+            return False
+        energy, events = self._energy(reading)
+        if self.failing:
+            log.info("meter answering again (%s)", self.source.name)
+            events.append(("recovered", "answering again"))
+        at = reading.at.timestamp()
+        minute = int(at) - int(at) % 60
+        fold = self.fold if self.fold is not None and self.fold.minute == minute else \
+            store.open_minute(self.conn, minute)
+        fold = fold.add(reading)
+        store.save_reading(self.conn, reading, fold, energy, events)
+        self.fold = fold
+        self.failing = False
+        self.last_power = (at, reading.grid_w)
+        if reading.import_wh is not None and reading.export_wh is not None:
+            self.counters = (int(at), reading.import_wh, reading.export_wh)
+        if monotonic() >= self._next_prune:
+            self._next_prune = monotonic() + PRUNE_EVERY_S
+            store.prune_meter(self.conn, int(at), self.config.retention_days)
+        return True
+
+    def _energy(self, reading: Reading) -> tuple[tuple[float, float] | None, list[tuple[str, str]]]:
+        at = reading.at.timestamp()
+        events: list[tuple[str, str]] = []
+        counters_at, last_import, last_export = self.counters
+        if reading.import_wh is not None and reading.export_wh is not None:
+            elapsed = at - counters_at if counters_at is not None else 0.0
+            if elapsed > MAX_COUNTER_GAP_S:
+                # Energy from a long outage cannot be placed in time or priced: it is not counted.
+                message = f"no counter reads for {elapsed / 60:.0f} min: that energy is not counted"
+                log.info("meter %s", message)
+                return None, [("counter_gap", message)]
+            steps = (counter_step(last_import, reading.import_wh, elapsed),
+                     counter_step(last_export, reading.export_wh, elapsed))
+            if steps[0] is None or steps[1] is None:
+                return None, events
+            for name, step in zip(("import", "export"), steps):
+                if step.event:
+                    message = f"{name} counter {step.event.split('_')[1]}: {step.wh:.0f} Wh counted"
+                    log.warning("meter %s", message)
+                    events.append((step.event, message))
+            return (steps[0].wh, steps[1].wh), events
+        if self.source.has_counters:
+            return None, events  # the next counter read covers this poll's energy
+        if self.last_power is None:
+            return None, events
+        last_at, last_grid = self.last_power
+        elapsed = at - last_at
+        if not 0 < elapsed <= MAX_INTEGRATE_GAP_POLLS * self.source.poll_seconds:
+            return None, events
+        # Trapezoid between the two readings; with one of them unknown, nothing is claimed.
+        if last_grid is None or reading.grid_w is None:
+            return None, events
+        imported = exported = 0.0
+        for grid in (last_grid, reading.grid_w):
+            part = integrate_grid(grid, elapsed / 2)
+            imported += part[0]
+            exported += part[1]
+        return (imported, exported), events
+
+    def _fault(self, error: str) -> None:
+        starts = not self.failing
+        if starts:
+            log.warning("meter not answering: %s", error)
+        try:
+            store.record_fault(self.conn, self.source.name, int(now_utc().timestamp()), error, starts)
+        except HomeEnergyError as exc:
+            log.debug("could not record the meter fault: %s", exc)
+            return
+        self.failing = True
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll on a fixed cadence until `stop` is set; a slow poll does not shift the schedule."""
+        period = float(self.source.poll_seconds)
+        due = monotonic()
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # noqa: BLE001 - the collector outlives any one bad poll
+                log.exception("meter poll failed unexpectedly")
+            due += period
+            now = monotonic()
+            if due < now:  # overran: skip the missed slots rather than burst
+                due = now + period - (now - due) % period
+            stop.wait(due - now)
+
+    def close(self) -> None:
+        self.source.close()
+        self.conn.close()
+
+
+def start_collector(config: Config) -> tuple[threading.Event, threading.Thread] | None:
+    """Start polling in a daemon thread (for `home-energy run`); None when METER is unset.
+
+    The cache is migrated here, in the caller's thread, before anything else writes; the
+    collector's own connection is opened in its thread (SQLite connections stay in one thread).
+    """
+    source = make_source(config)
+    if source is None:
+        return None
+    open_writer(config.sqlite_path).close()
+    stop = threading.Event()
+
+    def _run() -> None:
+        try:
+            collector = Collector(config, source)
+        except HomeEnergyError as exc:
+            log.error("meter collector not started: %s", exc)
+            return
+        try:
+            collector.run(stop)
+        finally:
+            collector.close()
+
+    thread = threading.Thread(target=_run, name="meter-collector", daemon=True)
+    thread.start()
+    log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
+    return stop, thread
+
+
+def collect_until_signalled(config: Config) -> int:
+    """`home-energy collect`: poll in the foreground until SIGTERM or SIGINT (within a few seconds)."""
+    source = make_source(config)
+    if source is None:
+        print("no meter configured (METER is unset): nothing to collect")
+        return 0
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        log.info("stopping on %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    collector = Collector(config, source)
+    log.info("collecting from the %s meter every %d s", source.name, source.poll_seconds)
+    try:
+        collector.run(stop)
+    finally:
+        collector.close()
+    return 0

@@ -1,0 +1,142 @@
+/* Live power from the home's meter: a strip under the price grid, refreshed every 10 seconds.
+ *
+ * It reads only /api/live and /api/today on this origin. It stays hidden unless the server says
+ * a meter is configured (data-meter on the strip), so a display without one loads nothing more.
+ * A quantity the meter does not report (null) gets no tile: it is never shown as 0. When the
+ * meter stops answering, the last figures stay, dimmed, under "Meter not answering since 14:05".
+ */
+(function () {
+  "use strict";
+
+  const REFRESH_MS = 10000;
+  const FETCH_TIMEOUT_MS = 8000;
+  const IDLE_W = 5; // a battery drawing a few watts is idle, not charging or discharging
+  const strip = document.getElementById("live-strip");
+  if (!strip || !strip.dataset.meter) return;
+
+  const timezone = document.body.dataset.timezone || undefined;
+  const clockFormat = new Intl.DateTimeFormat("en-AU", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: timezone });
+  const state = { live: null, today: null, error: null, updates: 0 };
+
+  function tile(id, label) {
+    const box = document.createElement("div");
+    box.className = "live-tile";
+    box.id = "live-" + id;
+    box.hidden = true;
+    const name = document.createElement("span");
+    name.className = "live-label";
+    name.textContent = label;
+    const value = document.createElement("span");
+    value.className = "live-value";
+    box.append(name, " ", value);
+    strip.append(box);
+    return { box, name, value };
+  }
+
+  const tiles = {
+    house: tile("house", "House"),
+    solar: tile("solar", "Solar"),
+    battery: tile("battery", "Battery"),
+    grid: tile("grid", "Grid in"),
+    cost: tile("cost", "Now"),
+    today: tile("today", "Today so far"),
+  };
+  const status = document.createElement("div");
+  status.id = "live-status";
+  status.className = "live-status";
+  status.hidden = true;
+  strip.append(status);
+
+  function power(watts) {
+    const size = Math.abs(watts);
+    return size < 1000 ? Math.round(size) + " W" : (size / 1000).toFixed(1) + " kW";
+  }
+
+  function dollars(value) {
+    const text = "$" + Math.abs(value).toFixed(2);
+    return value < 0 ? "−" + text : text;
+  }
+
+  function show(entry, text, label) {
+    entry.box.hidden = text === null;
+    if (text !== null) entry.value.textContent = text;
+    if (label) entry.name.textContent = label;
+  }
+
+  function render() {
+    const live = state.live;
+    const today = state.today;
+    const values = live || {};
+    show(tiles.house, values.load_w == null ? null : power(values.load_w));
+    show(tiles.solar, values.solar_w == null ? null : power(values.solar_w));
+    if (values.battery_w == null) {
+      show(tiles.battery, null);
+    } else {
+      const soc = values.battery_soc_percent == null ? "" : " · " + Math.round(values.battery_soc_percent) + "%";
+      const flow = Math.abs(values.battery_w) < IDLE_W ? "Battery" : values.battery_w > 0 ? "Battery out" : "Battery in";
+      show(tiles.battery, power(values.battery_w) + soc, flow);
+    }
+    strip.classList.toggle("live-dense", values.battery_w != null);
+    if (values.grid_w == null) {
+      show(tiles.grid, null);
+    } else {
+      show(tiles.grid, power(values.grid_w), values.grid_w < 0 ? "Grid out" : "Grid in");
+    }
+    if (values.cost_cents_per_hour == null) {
+      show(tiles.cost, null);
+    } else {
+      const cents = values.cost_cents_per_hour;
+      const size = Math.abs(cents);
+      show(tiles.cost, (size < 10 ? size.toFixed(1) : Math.round(size)) + " c/h", cents < 0 ? "Earning" : "Costing");
+    }
+    if (!today || today.cost_dollars == null) {
+      show(tiles.today, null);
+    } else {
+      show(tiles.today, dollars(today.cost_dollars) + (today.estimated ? " (est.)" : ""), "Today so far");
+    }
+
+    let message = null;
+    if (state.error && !live) {
+      message = "Live power unavailable";
+    } else if (live && live.status === "not_answering") {
+      message = live.not_answering_since
+        ? "Meter not answering since " + clockFormat.format(new Date(live.not_answering_since))
+        : "Meter not answering";
+    } else if (live && live.status === "waiting") {
+      message = "Waiting for the meter";
+    }
+    status.hidden = message === null;
+    if (message !== null) status.textContent = message;
+    strip.classList.toggle("live-stale", message !== null);
+    strip.hidden = !live || live.source === null;
+  }
+
+  async function fetchJson(path) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const response = await fetch(path, { signal: controller.signal, cache: "no-store" });
+      if (!response.ok) throw new Error(path + " answered " + response.status);
+      return await response.json();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const [live, today] = await Promise.all([fetchJson("/api/live"), fetchJson("/api/today")]);
+      state.live = live;
+      state.today = today;
+      state.error = null;
+    } catch (error) {
+      state.error = String(error); // keep the last figures; the status line says what is wrong
+    }
+    state.updates += 1;
+    render();
+  }
+
+  window.homeEnergyLive = { state, refresh };
+  refresh();
+  setInterval(refresh, REFRESH_MS);
+})();
