@@ -2,7 +2,9 @@
 
 It never imports the upstream client and never calls out: every answer comes from the cache,
 opened read-only (one connection per server thread). When the file cannot be read at all,
-/api/health answers 503 with a one-line error; bad input is a 400 with a JSON error, never a 500.
+/api/health answers 503 with a one-line error. Query parameters are parsed strictly (ASCII
+digits, exact dates, no repeats); bad input is a 400 with a JSON error, and every error under
+/api is JSON, a 500 included, which never carries a trace.
 """
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOURS = 24
 MAX_HOURS = 48
+MAX_NUMBER_DIGITS = 4  # longer than any accepted value: rejected before int() sees it
+FIRST_DATE = date(2000, 1, 1)  # dates outside these are refused: no arithmetic near date.min/max
+LAST_DATE = date(2100, 12, 31)
+DEFAULT_USAGE_DAYS = 7
+# Five-minute usage is ~600 rows a day: a week keeps the heaviest answer near 0.5 MB, so it cannot
+# crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
+MAX_INTERVAL_USAGE_DAYS = 7
 GZIP_MIN_BYTES = 1024  # below this the gzip header and CPU are not worth it
 GZIP_TYPES = frozenset({"application/json", "text/html", "text/css", "application/javascript", "text/javascript"})
 
@@ -70,6 +79,17 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(page)
     app.teardown_appcontext(close_db)
 
+    @app.before_request
+    def _query_is_utf8():
+        # Werkzeug decodes the query string strictly when a view first reads it: reject it here
+        # as a 400 rather than let that decode fail as a 500.
+        try:
+            request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            message = "the query string is not valid UTF-8"
+            return (jsonify(error=message), 400) if _under_api() else (message, 400)
+        return None
+
     @app.after_request
     def _headers(response):
         _gzip(response)
@@ -88,15 +108,33 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.errorhandler(404)
     def _not_found(_exc):
-        if request.path.startswith("/api/"):
-            return jsonify(error=f"no such endpoint: {request.path}"), 404
+        if _under_api():
+            return jsonify(error=f"no such endpoint: {_shown(request.path)}"), 404
         return "not found", 404
 
     @app.errorhandler(405)
     def _not_allowed(_exc):
-        return jsonify(error=f"{request.method} is not allowed on {request.path}"), 405
+        if _under_api():
+            return jsonify(error=f"{_shown(request.method)} is not allowed on {_shown(request.path)}"), 405
+        return f"{request.method} is not allowed here", 405
+
+    @app.errorhandler(500)
+    def _internal_error(_exc):
+        # Flask has already logged the exception with its trace; the client gets one line.
+        if _under_api():
+            return jsonify(error="internal error: see the server log"), 500
+        return "internal error: see the server log", 500
 
     return app
+
+
+def _shown(text: str) -> str:
+    """`text` with control characters escaped, so an error stays one line whatever was asked."""
+    return repr(text)[1:-1]
+
+
+def _under_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
 
 
 def _gzip(response) -> None:
@@ -184,25 +222,42 @@ def _only(*allowed: str) -> None:
     unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         raise BadRequest(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}")
+    for name in allowed:
+        if len(request.args.getlist(name)) > 1:
+            raise BadRequest(f"query parameter {name!r} is given more than once")
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def _digits(raw: str) -> bool:
+    # str.isdigit() alone accepts "²", "٣" and "𝟏", which int() then rejects or reads as 3.
+    return 0 < len(raw) <= MAX_NUMBER_DIGITS and raw.isascii() and raw.isdigit()
+
+
+def _int_arg(name: str, low: int, high: int) -> int | None:
+    """The parameter as an int in [low, high], or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+        return None
+    if not _digits(raw) or not low <= int(raw) <= high:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
 
-def _date_arg(name: str, default: date) -> date:
+def _date_arg(name: str) -> date | None:
+    """The parameter as a date between FIRST_DATE and LAST_DATE, or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
-        return default
+        return None
+    message = f"{name} must be a date as YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
+    year, month, day = raw[:4], raw[5:7], raw[8:]
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or not all(_digits(x) for x in (year, month, day)):
+        raise BadRequest(message)
     try:
-        return date.fromisoformat(raw) if len(raw) == 10 else date.fromisoformat("invalid")
+        value = date(int(year), int(month), int(day))
     except ValueError:
-        raise BadRequest(f"{name} must be a date as YYYY-MM-DD") from None
+        raise BadRequest(message) from None
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise BadRequest(message)
+    return value
 
 
 @api.get("/health")
@@ -222,7 +277,9 @@ def current():
 @api.get("/prices")
 def prices():
     _only("hours")
-    hours = _int_arg("hours", DEFAULT_HOURS, 1, MAX_HOURS)
+    hours = _int_arg("hours", 1, MAX_HOURS)
+    if hours is None:
+        hours = DEFAULT_HOURS
     conn, now = get_db(), now_utc()
     return _cached_json(("prices", *queries.prices_cache_key(conn, now, hours)),
                         lambda: queries.prices(conn, now, hours))
@@ -252,15 +309,23 @@ def _cached_json(key: tuple, build):
 
 @api.get("/usage")
 def usage():
-    _only("from", "to")
-    yesterday = now_utc().astimezone(NEM_TZ).date() - timedelta(days=1)
-    end = _date_arg("to", yesterday)
-    start = _date_arg("from", end - timedelta(days=6))
+    _only("from", "to", "intervals")
+    end = _date_arg("to")
+    start = _date_arg("from")
+    with_intervals = _int_arg("intervals", 0, 1) == 1
+    # Each default is computed only when its parameter is absent, so a given date is never moved.
+    if end is None:
+        end = now_utc().astimezone(NEM_TZ).date() - timedelta(days=1)
+    if start is None:
+        start = end - timedelta(days=DEFAULT_USAGE_DAYS - 1)
     if start > end:
         raise BadRequest("from must not be after to")
-    if (end - start).days >= queries.MAX_USAGE_DAYS:
+    span = (end - start).days + 1
+    if span > queries.MAX_USAGE_DAYS:
         raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
-    return jsonify(queries.usage(get_db(), start, end))
+    if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
+        raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
+    return jsonify(queries.usage(get_db(), start, end, intervals=with_intervals))
 
 
 @api.get("/summary")
