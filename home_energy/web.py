@@ -9,7 +9,9 @@ digits, exact dates, no repeats); bad input is a 400 with a JSON error, and ever
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
+import mimetypes
 import os
 import sqlite3
 import threading
@@ -17,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request
 
 from . import queries
 from .clock import NEM_TZ, now_utc
@@ -45,6 +47,11 @@ api = Blueprint("api", __name__, url_prefix="/api")
 page = Blueprint("page", __name__)
 
 
+# A static URL that carries the running version (`?v=…`, as the page's links do) never changes
+# content, so the browser may keep it for a year; other static URLs (the favicon) for an hour.
+VERSIONED_STATIC_MAX_AGE_S = 365 * 24 * 3600
+STATIC_MAX_AGE_S = 3600
+
 ANSWER_CACHE_ENTRIES = 16  # prices for a few `hours` values and the summary, over two 5-minute buckets
 
 
@@ -65,6 +72,33 @@ class _AnswerCache:
         self.answers: dict[tuple, bytes] = {}
 
 
+class StaticAsset:
+    """One static file held in memory, with its gzip form when that is smaller."""
+
+    def __init__(self, body: bytes, mimetype: str) -> None:
+        self.body = body
+        self.mimetype = mimetype
+        self.etag = hashlib.sha256(body).hexdigest()[:32]
+        packed = gzip.compress(body, compresslevel=9, mtime=0)
+        self.gzipped = packed if len(body) >= GZIP_MIN_BYTES and len(packed) < len(body) else None
+
+
+def load_static(folder: str | None) -> dict[str, StaticAsset]:
+    """Every file under `folder`, read once at start: a request then costs no stat, open or read.
+
+    The files change only with the installed version, and an update restarts the server.
+    """
+    assets: dict[str, StaticAsset] = {}
+    if folder is None or not os.path.isdir(folder):
+        return assets
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            assets[path.relative_to(root).as_posix()] = StaticAsset(path.read_bytes(), mimetype)
+    return assets
+
+
 def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     config = config or load_config()
@@ -75,6 +109,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
+    app.extensions["home_energy_static"] = load_static(app.static_folder)
+    if "static" in app.view_functions:
+        app.view_functions["static"] = _static_file
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.teardown_appcontext(close_db)
@@ -135,6 +172,30 @@ def _shown(text: str) -> str:
 
 def _under_api() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _static_file(filename: str):
+    """A static file from memory: gzipped once at start for clients that accept it, cached long
+    when its URL names the running version, and a 304 when the browser already holds it."""
+    asset = current_app.extensions["home_energy_static"].get(filename)
+    if asset is None:
+        abort(404)
+    zipped = asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = asset.etag + ("-gz" if zipped else "")
+    versioned = request.args.get("v") == current_app.config["VERSION"]
+    if etag in request.if_none_match:
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(asset.gzipped if zipped else asset.body, mimetype=asset.mimetype)
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(etag)
+    if asset.gzipped is not None:
+        response.vary.add("Accept-Encoding")
+    response.headers["Cache-Control"] = (
+        f"public, max-age={VERSIONED_STATIC_MAX_AGE_S}, immutable" if versioned else f"public, max-age={STATIC_MAX_AGE_S}"
+    )
+    return response
 
 
 def _gzip(response) -> None:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -251,3 +252,26 @@ def test_large_json_is_gzipped_for_clients_that_accept_it(demo_config, app_for):
     assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
     assert json.loads(gz.decompress(packed.data)) == plain.get_json()
     assert len(packed.data) * 5 < len(plain.data)
+
+
+def test_versioned_static_files_are_gzipped_from_memory_and_kept_a_year(demo_config, app_for):
+    import gzip as gz
+
+    app = app_for(demo_config)
+    client = app.test_client()
+    version = app.config["VERSION"]
+    original = (Path(app.static_folder) / "dashboard.js").read_bytes()
+    packed = client.get(f"/static/dashboard.js?v={version}", headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert gz.decompress(packed.data) == original and len(packed.data) * 2 < len(original)
+    assert packed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    plain = client.get("/static/dashboard.js")
+    assert plain.data == original and "Content-Encoding" not in plain.headers
+    assert plain.headers["Cache-Control"] == "public, max-age=3600"  # no version in the URL: an hour
+    stale = client.get("/static/dashboard.js?v=not-the-running-version")
+    assert stale.headers["Cache-Control"] == "public, max-age=3600"
+    again = client.get("/static/dashboard.js", headers={"If-None-Match": plain.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    assert client.get("/static/no-such-file.js").status_code == 404
+    assert client.get("/static/../home_energy/web.py").status_code == 404
