@@ -49,6 +49,8 @@ class Burst:
     throughput_ratio: float  # median over rounds of (path req/s ÷ bare req/s)
     errors: int
     rounds: int
+    bare_p99_low_ms: float  # the bare route's spread over the rounds: how steady the machine was
+    bare_p99_high_ms: float
 
 
 def wrk_available() -> bool:
@@ -141,5 +143,35 @@ def measure_bursts(port: int, bare_port: int, paths: list[str], rounds: int = RO
             p99_ratio=med(o.p99_ms / b.p99_ms for b, o in pairs),
             throughput_ratio=med(o.requests_per_s / b.requests_per_s for b, o in pairs),
             errors=sum(o.errors for _b, o in pairs), rounds=len(pairs),
+            bare_p99_low_ms=min(b.p99_ms for b, _o in pairs), bare_p99_high_ms=max(b.p99_ms for b, _o in pairs),
         ))
     return out
+
+
+@dataclass(frozen=True)
+class Crowding:
+    heavy_path: str
+    heavy_connections: int
+    heavy_requests_per_s: float
+    probe_path: str
+    probe_p50_ms: float
+    probe_p99_ms: float
+    alone_p50_ms: float  # the probe with the server otherwise idle, just before
+    alone_p99_ms: float
+
+
+def measure_crowding(port: int, heavy_path: str, probe_path: str, heavy_connections: int = 8,
+                     seconds: int = 4) -> Crowding:
+    """`probe_path` at one connection, alone and then while `heavy_connections` hammer `heavy_path`."""
+    import threading
+
+    alone = run_wrk(f"http://127.0.0.1:{port}{probe_path}", 1, seconds)
+    heavy: list[WrkRun] = []
+    load = threading.Thread(target=lambda: heavy.append(
+        run_wrk(f"http://127.0.0.1:{port}{heavy_path}", heavy_connections, seconds + 2)), daemon=True)
+    load.start()
+    time.sleep(1)  # the heavy load is under way before the probe starts
+    probe = run_wrk(f"http://127.0.0.1:{port}{probe_path}", 1, seconds)
+    load.join(timeout=seconds + 40)
+    return Crowding(heavy_path, heavy_connections, heavy[0].requests_per_s if heavy else float("nan"), probe_path,
+                    probe.p50_ms, probe.p99_ms, alone.p50_ms, alone.p99_ms)

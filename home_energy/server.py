@@ -27,7 +27,8 @@ CHANNEL_TIMEOUT_S = 30
 # A request line and headers are a few hundred bytes: any client sends them in well under a
 # second. One still arriving after this is a trickle, and its connection is closed.
 REQUEST_HEAD_DEADLINE_S = 10
-# The event loop wakes at least this often, which is how often the deadline is checked.
+# The event loop wakes at least this often, and runs its clean-up (idle connections, overdue
+# request heads) this often.
 LOOP_TIMEOUT_S = 1
 MAX_REQUEST_HEADER_BYTES = 16 * 1024
 MAX_REQUEST_BODY_BYTES = 64 * 1024  # the API takes no bodies; keep an upload from filling memory
@@ -59,15 +60,21 @@ class DeadlineChannel(HTTPChannel):
             self.request_started = time.monotonic()
         return result
 
-    def readable(self) -> bool:
-        # Called by the event loop on every pass (at least once per LOOP_TIMEOUT_S).
-        if (
-            self.request_started is not None
-            and not self.requests
-            and time.monotonic() - self.request_started > REQUEST_HEAD_DEADLINE_S
-        ):
-            self.will_close = True  # the loop then closes it, as Waitress does for an idle one
-        return super().readable()
+
+def _close_overdue_heads(listener: BaseWSGIServer) -> None:
+    """Extend the listener's periodic clean-up (every `cleanup_interval`, from its event loop) to
+    close connections whose request head is overdue, as it already closes idle ones."""
+    idle_cleanup = listener.maintenance
+
+    def maintenance(now: float) -> None:
+        idle_cleanup(now)
+        cutoff = time.monotonic() - REQUEST_HEAD_DEADLINE_S
+        for channel in list(listener.active_channels.values()):
+            started = getattr(channel, "request_started", None)
+            if started is not None and started < cutoff and not channel.requests:
+                channel.will_close = True  # the event loop then closes it
+
+    listener.maintenance = maintenance
 
 
 def build_server(app: Any, host: str, port: int, **overrides: Any) -> Any:
@@ -79,4 +86,5 @@ def build_server(app: Any, host: str, port: int, **overrides: Any) -> Any:
     for listener in [server, *getattr(server, "map", {}).values()]:
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = DeadlineChannel
+            _close_overdue_heads(listener)
     return server
