@@ -37,8 +37,8 @@ MAX_NUMBER_DIGITS = 4  # longer than any accepted value: rejected before int() s
 FIRST_DATE = date(2000, 1, 1)  # dates outside these are refused: no arithmetic near date.min/max
 LAST_DATE = date(2100, 12, 31)
 DEFAULT_USAGE_DAYS = 7
-# Five-minute usage is ~600 rows a day: a week keeps the heaviest answer near 0.5 MB, so it cannot
-# crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
+# Five-minute usage is ~600 rows a day: a week keeps the heaviest answer under 1 MB of JSON, so
+# it cannot crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
 MAX_INTERVAL_USAGE_DAYS = 7
 GZIP_MIN_BYTES = 1024  # below this the gzip header and CPU are not worth it
 GZIP_TYPES = frozenset({"application/json", "text/html", "text/css", "application/javascript", "text/javascript"})
@@ -105,7 +105,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
     app.config["JSON_SORT_KEYS"] = False
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
     app.json.sort_keys = False
     app.json.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
