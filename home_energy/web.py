@@ -331,7 +331,10 @@ def health():
 @api.get("/current")
 def current():
     _only()
-    return jsonify(queries.current(get_db(), now_utc()))
+    conn, now = get_db(), now_utc()
+    # Every interval boundary is on the 5-minute grid, so the interval holding "now", and its
+    # kind, are the same for the whole bucket: the answer is a function of (fetch, bucket).
+    return _cached_json(("current", *queries.prices_cache_key(conn, now, 0)), lambda: queries.current(conn, now))
 
 
 @api.get("/prices")
