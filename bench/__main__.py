@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): measure everything issue 6 names and write docs/performance.md.
+"""`python -m bench` (`make bench`): measure the server, the sync and the page; write docs/performance.md.
 
 Datasets are seeded once per run into a temporary folder (or `--work DIR`, kept and reused with
 `--reuse`); the report is written even when targets are missed, and `--check` turns a missed
@@ -14,17 +14,22 @@ import time
 from pathlib import Path
 
 from . import fresh_install, report
+from .burst import BareServer, measure_bursts, measure_crowding, wrk_available
 from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
 from .machine import describe_machine
 from .page import measure_page
 from .server import Server
+from .slow_clients import measure_slow_clients
 from .sync_cost import SCENARIOS, measure_sync
+from .timing import measure_phases
 from .where import break_down
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DAYS = (30, 90, 365)
 DEFAULT_OUT = ROOT / "docs" / "performance.md"
+# The heaviest answers a client may ask for: a week of 5-minute usage, 93 days of day totals.
+HEAVY_PATHS = ("/api/usage?intervals=1", "/api/usage?from=2000-01-01&to=2000-04-02")
 
 
 def _days(text: str) -> tuple[int, ...]:
@@ -40,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report path (default docs/performance.md)")
     parser.add_argument("--work", type=Path, help="keep datasets and logs here instead of a temporary folder")
     parser.add_argument("--reuse", action="store_true", help="reuse datasets already seeded under --work")
-    parser.add_argument("--skip", action="append", default=[], choices=("http", "sync", "page", "where"),
+    parser.add_argument("--skip", action="append", default=[], choices=("http", "burst", "slow", "sync", "page", "where"),
                         help="leave out a part (repeatable)")
+    parser.add_argument("--burst-rounds", type=int, default=3, help="alternating wrk rounds per path (default 3)")
     parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # the fake upstream and the CLI are imported from the checkout
@@ -73,6 +79,35 @@ def _run(args: argparse.Namespace, work: Path) -> int:
                   f"after {run.requests_after_warmup:,} requests", flush=True)
             servers.append(run)
 
+    bursts, burst_load, phases, gil, crowding = (), None, (), None, ()
+    if "burst" not in args.skip:
+        if not wrk_available():
+            raise SystemExit("error: wrk is not installed: apt-get install -y wrk (or --skip burst)")
+        paths = burst_paths(server_version())
+        before = os.getloadavg()
+        print(f"bursts with wrk on {largest.days} days, {args.burst_rounds} alternating rounds:", flush=True)
+        with BareServer(work / "bare.log") as bare, Server(largest.path, largest.days, work / "serve-burst.log") as server:
+            bursts = tuple(measure_bursts(server.port, bare.port, paths, rounds=args.burst_rounds,
+                                          progress=lambda s: print(s, flush=True)))
+            crowding = tuple(measure_crowding(server.port, heavy, probe) for heavy in HEAVY_PATHS
+                             for probe in ("/api/health", "/api/prices"))
+        burst_load = (before, os.getloadavg())
+        for c in crowding:
+            print(f"  {c.probe_path} p99 {c.alone_p99_ms:.1f} ms alone, {c.probe_p99_ms:.1f} ms while "
+                  f"{c.heavy_connections} connections ask {c.heavy_path}", flush=True)
+        for b in bursts:
+            print(f"  {b.path:<40} {b.connections} conn: p99 {b.p99_ms:7.2f} ms ({b.p99_ratio:.2f}x bare), "
+                  f"{b.requests_per_s:6.0f} req/s ({b.throughput_ratio:.0%} of bare)", flush=True)
+        found, gil = measure_phases(largest.path, largest.days, paths, work)
+        phases = tuple(found)
+
+    slow = None
+    if "slow" not in args.skip:
+        with Server(largest.path, largest.days, work / "serve-slow.log") as server:
+            slow = measure_slow_clients(server.port)
+        print(f"{slow.tricklers} tricklers: /api/health max {slow.health_max_ms:.1f} ms over {slow.probes} probes, "
+              f"{slow.failed_probes} failed; {slow.closed_by_server} closed by the server", flush=True)
+
     syncs = []
     if "sync" not in args.skip:
         for d in datasets:
@@ -97,6 +132,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         datasets=tuple(datasets), servers=tuple(servers),
         syncs=tuple(syncs), page=page, page_days=largest.days, breakdown=breakdown,
         breakdown_days=largest.days if breakdown else None, elapsed_s=time.monotonic() - started,
+        bursts=bursts, burst_days=largest.days if bursts else None, burst_load=burst_load,
+        burst_rounds=args.burst_rounds, phases=phases, gil=gil, slow=slow, crowding=crowding,
     )
     report.write(results, args.out)
     fresh_install.measure_and_report(args.out, work)
@@ -107,6 +144,21 @@ def _run(args: argparse.Namespace, work: Path) -> int:
               f"(target {v.target})")
     print(f"wrote {args.out} in {results.elapsed_s:.0f} s: {len(missed)} of {len(verdicts)} targets missed")
     return 1 if args.check and missed else 0
+
+
+def server_version() -> str:
+    from home_energy.version import running_version
+
+    return running_version()
+
+
+def burst_paths(version: str) -> list[str]:
+    """Every endpoint (and /api/usage both ways) and every static file, as the page asks for them."""
+    from .http_bench import STATIC_FILES
+
+    # The page links its stylesheet and script with ?v=<version>; the favicon has no version.
+    static = [f"/static/{name}" + ("" if name == "favicon.svg" else f"?v={version}") for name in STATIC_FILES]
+    return [*PATHS, "/api/usage?intervals=1", *static]
 
 
 def _datasets(args: argparse.Namespace, work: Path) -> list[Dataset]:

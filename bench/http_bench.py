@@ -15,7 +15,8 @@ from pathlib import Path
 from .load import LatencyStats, measure, run_phase
 from .server import Server, rss_mb
 
-PATHS = ("/api/health", "/api/current", "/api/prices", "/api/summary", "/")
+PATHS = ("/api/health", "/api/current", "/api/prices", "/api/summary", "/api/usage", "/")
+STATIC_FILES = ("dashboard.css", "dashboard.js", "favicon.svg")
 WARMUP_REQUESTS_PER_CLIENT = 40  # each of 8 clients round-robin over PATHS
 SINGLE_CLIENT_REQUESTS = 300
 CONCURRENT_CLIENTS = 8

@@ -58,14 +58,12 @@ def cmd_seed_demo(config: Config, args: argparse.Namespace) -> int:
 
 
 def _serve(config: Config, before_serving=None) -> int:
-    from waitress.server import create_server
-
+    from .server import build_server
     from .web import create_app
 
     app = create_app(config)
     try:
-        server = create_server(app, host=config.host, port=config.port, threads=4, ident="home-energy",
-                               connection_limit=64, channel_timeout=30)
+        server = build_server(app, config.host, config.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"error: port {config.port} on {config.host} is already in use: stop the other server or set PORT",

@@ -164,14 +164,12 @@ def prices(conn: sqlite3.Connection, now: datetime, hours: int) -> dict[str, Any
     return {"channels": {channel: [interval_json(row, t) for row in rows] for channel, rows in found.items()}}
 
 
-def usage(conn: sqlite3.Connection, start: date, end: date) -> dict[str, Any]:
+def usage(conn: sqlite3.Connection, start: date, end: date, intervals: bool = False) -> dict[str, Any]:
+    """Day totals from `start` to `end` (NEM dates, inclusive); the intervals too when asked.
+
+    Intervals are ~600 rows a day, so callers bound their span; day totals are a few rows a day.
+    """
     sid = site_id(conn)
-    rows = conn.execute(
-        "SELECT start, end, channel, channel_identifier, kwh, cost_cents, quality FROM usage "
-        "WHERE start >= ? AND start < ? AND site_id = ? AND day BETWEEN ? AND ? ORDER BY start, channel_identifier",
-        (int(nem_day_start(start).timestamp()) - 86400, int(nem_day_start(end).timestamp()) + 2 * 86400, sid,
-         start.isoformat(), end.isoformat()),
-    ).fetchall()
     days = conn.execute(
         "SELECT day, channel, kwh, cost_cents FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ? "
         "ORDER BY day, channel",
@@ -184,17 +182,22 @@ def usage(conn: sqlite3.Connection, start: date, end: date) -> dict[str, Any]:
         day["cost_cents"] = round(day["cost_cents"] + row["cost_cents"], 4)
     for day in totals.values():
         day["cost_dollars"] = round(day["cost_cents"] / 100, 2)
-    return {
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "intervals": [
+    answer: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "days": list(totals.values())}
+    if intervals:
+        rows = conn.execute(
+            "SELECT start, end, channel, channel_identifier, kwh, cost_cents, quality FROM usage "
+            "WHERE start >= ? AND start < ? AND site_id = ? AND day BETWEEN ? AND ? "
+            "ORDER BY start, channel_identifier",
+            (int(nem_day_start(start).timestamp()) - 86400, int(nem_day_start(end).timestamp()) + 2 * 86400, sid,
+             start.isoformat(), end.isoformat()),
+        ).fetchall()
+        answer["intervals"] = [
             {"start": _iso(r["start"]), "end": _iso(r["end"]), "channel": r["channel"],
              "channel_identifier": r["channel_identifier"], "kwh": r["kwh"], "cost_cents": r["cost_cents"],
              "quality": r["quality"]}
             for r in rows
-        ],
-        "days": list(totals.values()),
-    }
+        ]
+    return answer
 
 
 def _cost_dollars(conn: sqlite3.Connection, sid: str | None, first: str, last: str) -> tuple[float | None, int]:

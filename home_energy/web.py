@@ -2,12 +2,16 @@
 
 It never imports the upstream client and never calls out: every answer comes from the cache,
 opened read-only (one connection per server thread). When the file cannot be read at all,
-/api/health answers 503 with a one-line error; bad input is a 400 with a JSON error, never a 500.
+/api/health answers 503 with a one-line error. Query parameters are parsed strictly (ASCII
+digits, exact dates, no repeats); bad input is a 400 with a JSON error, and every error under
+/api is JSON, a 500 included, which never carries a trace.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
+import mimetypes
 import os
 import sqlite3
 import threading
@@ -15,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request
 
 from . import queries
 from .clock import NEM_TZ, now_utc
@@ -30,12 +34,24 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOURS = 24
 MAX_HOURS = 48
+MAX_NUMBER_DIGITS = 4  # longer than any accepted value: rejected before int() sees it
+FIRST_DATE = date(2000, 1, 1)  # dates outside these are refused: no arithmetic near date.min/max
+LAST_DATE = date(2100, 12, 31)
+DEFAULT_USAGE_DAYS = 7
+# Five-minute usage is ~600 rows a day: a week keeps the heaviest answer under 1 MB of JSON, so
+# it cannot crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
+MAX_INTERVAL_USAGE_DAYS = 7
 GZIP_MIN_BYTES = 1024  # below this the gzip header and CPU are not worth it
 GZIP_TYPES = frozenset({"application/json", "text/html", "text/css", "application/javascript", "text/javascript"})
 
 api = Blueprint("api", __name__, url_prefix="/api")
 page = Blueprint("page", __name__)
 
+
+# A static URL that carries the running version (`?v=…`, as the page's links do) never changes
+# content, so the browser may keep it for a year; other static URLs (the favicon) for an hour.
+VERSIONED_STATIC_MAX_AGE_S = 365 * 24 * 3600
+STATIC_MAX_AGE_S = 3600
 
 ANSWER_CACHE_ENTRIES = 16  # prices for a few `hours` values and the summary, over two 5-minute buckets
 
@@ -57,19 +73,59 @@ class _AnswerCache:
         self.answers: dict[tuple, bytes] = {}
 
 
+class StaticAsset:
+    """One static file held in memory, with its gzip form when that is smaller."""
+
+    def __init__(self, body: bytes, mimetype: str) -> None:
+        self.body = body
+        self.mimetype = mimetype
+        self.etag = hashlib.sha256(body).hexdigest()[:32]
+        packed = gzip.compress(body, compresslevel=9, mtime=0)
+        self.gzipped = packed if len(body) >= GZIP_MIN_BYTES and len(packed) < len(body) else None
+
+
+def load_static(folder: str | None) -> dict[str, StaticAsset]:
+    """Every file under `folder`, read once at start: a request then costs no stat, open or read.
+
+    The files change only with the installed version, and an update restarts the server.
+    """
+    assets: dict[str, StaticAsset] = {}
+    if folder is None or not os.path.isdir(folder):
+        return assets
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            assets[path.relative_to(root).as_posix()] = StaticAsset(path.read_bytes(), mimetype)
+    return assets
+
+
 def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, template_folder=package_folder("templates"), static_folder=package_folder("static"))
     config = config or load_config()
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
     app.config["JSON_SORT_KEYS"] = False
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 3600
     app.json.sort_keys = False
     app.json.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
+    app.extensions["home_energy_static"] = load_static(app.static_folder)
+    if "static" in app.view_functions:
+        app.view_functions["static"] = _static_file
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.teardown_appcontext(close_db)
+
+    @app.before_request
+    def _query_is_utf8():
+        # Werkzeug decodes the query string strictly when a view first reads it: reject it here
+        # as a 400 rather than let that decode fail as a 500.
+        try:
+            request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            message = "the query string is not valid UTF-8"
+            return (jsonify(error=message), 400) if _under_api() else (message, 400)
+        return None
 
     @app.after_request
     def _headers(response):
@@ -89,15 +145,57 @@ def create_app(config: Config | None = None) -> Flask:
 
     @app.errorhandler(404)
     def _not_found(_exc):
-        if request.path.startswith("/api/"):
-            return jsonify(error=f"no such endpoint: {request.path}"), 404
+        if _under_api():
+            return jsonify(error=f"no such endpoint: {_shown(request.path)}"), 404
         return "not found", 404
 
     @app.errorhandler(405)
     def _not_allowed(_exc):
-        return jsonify(error=f"{request.method} is not allowed on {request.path}"), 405
+        if _under_api():
+            return jsonify(error=f"{_shown(request.method)} is not allowed on {_shown(request.path)}"), 405
+        return f"{request.method} is not allowed here", 405
+
+    @app.errorhandler(500)
+    def _internal_error(_exc):
+        # Flask has already logged the exception with its trace; the client gets one line.
+        if _under_api():
+            return jsonify(error="internal error: see the server log"), 500
+        return "internal error: see the server log", 500
 
     return app
+
+
+def _shown(text: str) -> str:
+    """`text` with control characters escaped, so an error stays one line whatever was asked."""
+    return repr(text)[1:-1]
+
+
+def _under_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def _static_file(filename: str):
+    """A static file from memory: gzipped once at start for clients that accept it, cached long
+    when its URL names the running version, and a 304 when the browser already holds it."""
+    asset = current_app.extensions["home_energy_static"].get(filename)
+    if asset is None:
+        abort(404)
+    zipped = asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = asset.etag + ("-gz" if zipped else "")
+    versioned = request.args.get("v") == current_app.config["VERSION"]
+    if etag in request.if_none_match:
+        response = current_app.response_class(status=304)
+    else:
+        response = current_app.response_class(asset.gzipped if zipped else asset.body, mimetype=asset.mimetype)
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(etag)
+    if asset.gzipped is not None:
+        response.vary.add("Accept-Encoding")
+    response.headers["Cache-Control"] = (
+        f"public, max-age={VERSIONED_STATIC_MAX_AGE_S}, immutable" if versioned else f"public, max-age={STATIC_MAX_AGE_S}"
+    )
+    return response
 
 
 def _gzip(response) -> None:
@@ -185,25 +283,42 @@ def _only(*allowed: str) -> None:
     unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         raise BadRequest(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(allowed) or 'none'}")
+    for name in allowed:
+        if len(request.args.getlist(name)) > 1:
+            raise BadRequest(f"query parameter {name!r} is given more than once")
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def _digits(raw: str) -> bool:
+    # str.isdigit() alone accepts "²", "٣" and "𝟏", which int() then rejects or reads as 3.
+    return 0 < len(raw) <= MAX_NUMBER_DIGITS and raw.isascii() and raw.isdigit()
+
+
+def _int_arg(name: str, low: int, high: int) -> int | None:
+    """The parameter as an int in [low, high], or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+        return None
+    if not _digits(raw) or not low <= int(raw) <= high:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
 
-def _date_arg(name: str, default: date) -> date:
+def _date_arg(name: str) -> date | None:
+    """The parameter as a date between FIRST_DATE and LAST_DATE, or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
-        return default
+        return None
+    message = f"{name} must be a date as YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
+    year, month, day = raw[:4], raw[5:7], raw[8:]
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or not all(_digits(x) for x in (year, month, day)):
+        raise BadRequest(message)
     try:
-        return date.fromisoformat(raw) if len(raw) == 10 else date.fromisoformat("invalid")
+        value = date(int(year), int(month), int(day))
     except ValueError:
-        raise BadRequest(f"{name} must be a date as YYYY-MM-DD") from None
+        raise BadRequest(message) from None
+    if not FIRST_DATE <= value <= LAST_DATE:
+        raise BadRequest(message)
+    return value
 
 
 @api.get("/health")
@@ -217,13 +332,18 @@ def health():
 @api.get("/current")
 def current():
     _only()
-    return jsonify(queries.current(get_db(), now_utc()))
+    conn, now = get_db(), now_utc()
+    # Every interval boundary is on the 5-minute grid, so the interval holding "now", and its
+    # kind, are the same for the whole bucket: the answer is a function of (fetch, bucket).
+    return _cached_json(("current", *queries.prices_cache_key(conn, now, 0)), lambda: queries.current(conn, now))
 
 
 @api.get("/prices")
 def prices():
     _only("hours")
-    hours = _int_arg("hours", DEFAULT_HOURS, 1, MAX_HOURS)
+    hours = _int_arg("hours", 1, MAX_HOURS)
+    if hours is None:
+        hours = DEFAULT_HOURS
     conn, now = get_db(), now_utc()
     return _cached_json(("prices", *queries.prices_cache_key(conn, now, hours)),
                         lambda: queries.prices(conn, now, hours))
@@ -253,15 +373,23 @@ def _cached_json(key: tuple, build):
 
 @api.get("/usage")
 def usage():
-    _only("from", "to")
-    yesterday = now_utc().astimezone(NEM_TZ).date() - timedelta(days=1)
-    end = _date_arg("to", yesterday)
-    start = _date_arg("from", end - timedelta(days=6))
+    _only("from", "to", "intervals")
+    end = _date_arg("to")
+    start = _date_arg("from")
+    with_intervals = _int_arg("intervals", 0, 1) == 1
+    # Each default is computed only when its parameter is absent, so a given date is never moved.
+    if end is None:
+        end = now_utc().astimezone(NEM_TZ).date() - timedelta(days=1)
+    if start is None:
+        start = end - timedelta(days=DEFAULT_USAGE_DAYS - 1)
     if start > end:
         raise BadRequest("from must not be after to")
-    if (end - start).days >= queries.MAX_USAGE_DAYS:
+    span = (end - start).days + 1
+    if span > queries.MAX_USAGE_DAYS:
         raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
-    return jsonify(queries.usage(get_db(), start, end))
+    if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
+        raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
+    return jsonify(queries.usage(get_db(), start, end, intervals=with_intervals))
 
 
 @api.get("/summary")

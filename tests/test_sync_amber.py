@@ -55,7 +55,8 @@ def test_usage_cost_cents_become_dollars_once(amber_config, amber_client, app_fo
     assert summary["yesterday"] == {"date": "2026-11-22", "cost_dollars": 4.44}
     # The first sync backfills the whole month: 1st to 22nd, "to yesterday".
     assert summary["month_to_date"] == {"from": "2026-11-01", "to": "2026-11-22", "cost_dollars": 97.68, "days": 22}
-    usage = app_for(amber_config).test_client().get("/api/usage?from=2026-11-22&to=2026-11-22").get_json()
+    client = app_for(amber_config).test_client()
+    usage = client.get("/api/usage?from=2026-11-22&to=2026-11-22&intervals=1").get_json()
     day = usage["days"][0]
     assert day["cost_cents"] == pytest.approx(444.0)
     assert day["kwh"] == {"feedIn": -6.0, "general": 24.0}

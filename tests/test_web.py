@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -78,10 +79,29 @@ def test_current_interval_turns_actual_as_the_cache_ages(amber_config, amber_cli
         ("/api/prices?hours=-1", "hours must be a whole number from 1 to 48"),
         ("/api/prices?hours=1e3", "hours must be a whole number from 1 to 48"),
         ("/api/prices?hourz=3", "unknown query parameter 'hourz'"),
+        ("/api/prices?hours=%C2%B2", "hours must be a whole number from 1 to 48"),  # superscript two
+        ("/api/prices?hours=%EF%BC%92", "hours must be a whole number from 1 to 48"),  # full-width two
+        ("/api/prices?hours=%D9%A3", "hours must be a whole number from 1 to 48"),  # Arabic-Indic three
+        ("/api/prices?hours=%F0%9D%9F%8F", "hours must be a whole number from 1 to 48"),  # mathematical one
+        ("/api/prices?hours=" + "9" * 5000, "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=%2B3", "hours must be a whole number from 1 to 48"),
+        ("/api/prices?hours=3&hours=4", "query parameter 'hours' is given more than once"),
+        ("/api/prices?hours=3&hours=3", "query parameter 'hours' is given more than once"),
         ("/api/usage?from=2026-13-01", "from must be a date as YYYY-MM-DD"),
         ("/api/usage?from=20261101", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?from=2026-W47-1", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?from=2026-11-0%EF%BC%92", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?from=+2026-11-1", "from must be a date as YYYY-MM-DD"),
+        ("/api/usage?to=0001-01-01", "to must be a date as YYYY-MM-DD from 2000-01-01 to 2100-12-31"),
+        ("/api/usage?to=9999-12-31", "to must be a date as YYYY-MM-DD from 2000-01-01 to 2100-12-31"),
+        ("/api/usage?from=1999-12-31&to=2000-01-01", "from must be a date as YYYY-MM-DD"),
         ("/api/usage?from=2026-11-10&to=2026-11-01", "from must not be after to"),
         ("/api/usage?from=2025-01-01&to=2026-01-01", "from..to may span at most 93 days"),
+        ("/api/usage?from=2026-11-01&to=2026-11-08&intervals=1", "with intervals=1, from..to may span at most 7 days"),
+        ("/api/usage?intervals=2", "intervals must be a whole number from 0 to 1"),
+        ("/api/usage?intervals=yes", "intervals must be a whole number from 0 to 1"),
+        ("/api/usage?to=2026-11-01&to=2026-11-02", "query parameter 'to' is given more than once"),
         ("/api/current?x=%00", "unknown query parameter 'x'"),
     ],
 )
@@ -92,10 +112,63 @@ def test_bad_query_parameters_are_400_with_a_json_error(url, message, demo_confi
     assert response.get_json()["error"].startswith(message)
 
 
-def test_unknown_api_path_is_a_json_404(demo_config, app_for):
+@pytest.mark.parametrize("path", ["/api/nope", "/api", "/api/", "/api/health/extra", "/api/%00"])
+def test_unknown_api_path_is_a_json_404(path, demo_config, app_for):
     run_sync(demo_config)
-    response = app_for(demo_config).test_client().get("/api/nope")
-    assert response.status_code == 404 and "error" in response.get_json()
+    response = app_for(demo_config).test_client().get(path)
+    assert response.status_code == 404 and response.mimetype == "application/json"
+    assert response.get_json()["error"].startswith("no such endpoint: ")
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/prices", "/api/usage"])
+def test_other_methods_under_api_are_a_json_405(path, demo_config, app_for):
+    run_sync(demo_config)
+    response = app_for(demo_config).test_client().post(path)
+    assert response.status_code == 405 and response.mimetype == "application/json"
+    assert response.get_json() == {"error": f"POST is not allowed on {path}"}
+
+
+def test_a_failure_under_api_is_a_json_500_without_a_trace(demo_config, app_for, monkeypatch, caplog):
+    from home_energy import queries
+
+    run_sync(demo_config)
+    app = app_for(demo_config)
+    app.config["TESTING"] = False  # let the 500 handler answer instead of re-raising into the test
+
+    def broken(*_args):
+        raise RuntimeError("secret detail from deep inside")
+
+    monkeypatch.setattr(queries, "current", broken)
+    response = app.test_client().get("/api/current")
+    assert response.status_code == 500 and response.mimetype == "application/json"
+    assert response.get_json() == {"error": "internal error: see the server log"}
+    assert b"secret detail" not in response.data and b"Traceback" not in response.data
+    assert "secret detail from deep inside" in caplog.text  # the server log keeps what happened
+
+
+@freeze_time("2026-11-23T01:07:30Z")
+def test_usage_answers_day_totals_unless_intervals_are_asked_for(demo_config, app_for):
+    run_sync(demo_config)
+    client = app_for(demo_config).test_client()
+    days_only = client.get("/api/usage?from=2026-11-16&to=2026-11-22").get_json()
+    with_intervals = client.get("/api/usage?from=2026-11-16&to=2026-11-22&intervals=1").get_json()
+    assert "intervals" not in days_only
+    assert days_only["days"] == with_intervals["days"]
+    assert [d["date"] for d in days_only["days"]] == [f"2026-11-{n}" for n in range(16, 23)]
+    assert len(with_intervals["intervals"]) > 0
+    assert client.get("/api/usage?from=2026-11-16&to=2026-11-22&intervals=0").get_json() == days_only
+
+
+@freeze_time("2026-11-23T01:07:30Z")
+def test_usage_defaults_are_computed_only_for_absent_dates(demo_config, app_for):
+    run_sync(demo_config)
+    client = app_for(demo_config).test_client()
+    default = client.get("/api/usage").get_json()
+    assert (default["from"], default["to"]) == ("2026-11-16", "2026-11-22")
+    early = client.get("/api/usage?to=2000-01-01").get_json()
+    assert (early["from"], early["to"], early["days"]) == ("1999-12-26", "2000-01-01", [])
+    given = client.get("/api/usage?from=2026-11-20").get_json()
+    assert (given["from"], given["to"]) == ("2026-11-20", "2026-11-22")
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a database at all" * 200, None])
@@ -179,3 +252,26 @@ def test_large_json_is_gzipped_for_clients_that_accept_it(demo_config, app_for):
     assert packed.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed.headers["Vary"]
     assert json.loads(gz.decompress(packed.data)) == plain.get_json()
     assert len(packed.data) * 5 < len(plain.data)
+
+
+def test_versioned_static_files_are_gzipped_from_memory_and_kept_a_year(demo_config, app_for):
+    import gzip as gz
+
+    app = app_for(demo_config)
+    client = app.test_client()
+    version = app.config["VERSION"]
+    original = (Path(app.static_folder) / "dashboard.js").read_bytes()
+    packed = client.get(f"/static/dashboard.js?v={version}", headers={"Accept-Encoding": "gzip, deflate"})
+    assert packed.status_code == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert gz.decompress(packed.data) == original and len(packed.data) * 2 < len(original)
+    assert packed.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    plain = client.get("/static/dashboard.js")
+    assert plain.data == original and "Content-Encoding" not in plain.headers
+    assert plain.headers["Cache-Control"] == "public, max-age=3600"  # no version in the URL: an hour
+    stale = client.get("/static/dashboard.js?v=not-the-running-version")
+    assert stale.headers["Cache-Control"] == "public, max-age=3600"
+    again = client.get("/static/dashboard.js", headers={"If-None-Match": plain.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    assert client.get("/static/no-such-file.js").status_code == 404
+    assert client.get("/static/../home_energy/web.py").status_code == 404

@@ -152,7 +152,7 @@ def test_schema_valid_payloads_come_back_exactly_through_the_api(inputs):
         with freeze_time(NOW):
             served = client.get("/api/prices?hours=48").get_json()["channels"]
             current = client.get("/api/current").get_json()["channels"]
-            used = client.get("/api/usage?from=2026-11-22&to=2026-11-22").get_json()
+            used = client.get("/api/usage?from=2026-11-22&to=2026-11-22&intervals=1").get_json()
         stored_ranges = {(r[1], r[2]): (r[15], r[16]) for r in table_rows(config.sqlite_path, ("prices",))["prices"]}
 
     by_key = {(channel, row["start"]): row for channel, rows in served.items() for row in rows}
