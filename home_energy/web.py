@@ -324,8 +324,10 @@ def _date_arg(name: str) -> date | None:
 @api.get("/health")
 def health():
     _only()
-    cfg = settings()
-    body = queries.health(get_db(), now_utc(), cfg.stale_after_seconds, cfg.mode, current_app.config["VERSION"])
+    cfg, conn, now = settings(), get_db(), now_utc()
+    body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, current_app.config["VERSION"])
+    if cfg.meter is not None:
+        body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
     return jsonify(body)
 
 
@@ -428,7 +430,7 @@ def today():
     _only("date")
     now = now_utc()
     this_day = now.astimezone(NEM_TZ).date()
-    day = _date_arg("date", this_day)
+    day = _date_arg("date") or this_day
     if day > this_day or (this_day - day).days > settings().retention_days:
         raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
     conn, source = get_db(), settings().meter
@@ -447,15 +449,3 @@ def today():
 
 
 _today_lock = threading.Lock()
-
-
-@api.after_request
-def _meter_in_health(response):
-    """Add the meter's state and warnings to /api/health when a meter is configured."""
-    cfg = settings()
-    if request.endpoint != "api.health" or response.status_code != 200 or cfg.meter is None:
-        return response
-    body = response.get_json()
-    body["meter"] = queries.meter_health(get_db(), now_utc(), cfg.meter, cfg.meter_poll_seconds)
-    response.set_data(current_app.json.dumps(body))
-    return response
