@@ -45,6 +45,11 @@ def test_the_wheel_carries_templates_static_and_schema(wheel):
                  "home_energy/static/dashboard.js", "home_energy/static/favicon.svg",
                  "home_energy/schema/amber-openapi.json", "home_energy/schema/LICENSE", "kiosk/launcher.py"):
         assert name in names
+    # Every module of the checkout, subpackages included (a package left out of pyproject.toml's
+    # list installs without it and fails only at run time).
+    root = Path(__file__).resolve().parents[1]
+    modules = {p.relative_to(root).as_posix() for pkg in ("home_energy", "kiosk") for p in (root / pkg).rglob("*.py")}
+    assert modules - names == set()
     assert built.name == f"home_energy-{__version__}-py3-none-any.whl"
 
 

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ def integrity(path: Path) -> str:
         return "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check").fetchall())
     finally:
         conn.close()
+
+
+# `home-energy` with the project's clock seam pinned to an instant (argv[1]): a subprocess whose
+# dates do not depend on today's. (libfaketime would do it from outside, but its clock_nanosleep
+# fails with EINVAL under Python's time.sleep.)
+_PINNED_CLI = (
+    "import sys\n"
+    "from datetime import datetime\n"
+    "import home_energy.clock as clock\n"
+    "at = datetime.fromisoformat(sys.argv[1])\n"
+    "clock.now_utc = lambda: at\n"
+    "import home_energy.cli\n"
+    "sys.exit(home_energy.cli.main(sys.argv[2:]))\n"
+)
+
+
+def pinned_cli(at: datetime, *args: str) -> list[str]:
+    """The command line of `home-energy ARGS` whose clock reads `at` (aware UTC)."""
+    return [sys.executable, "-c", _PINNED_CLI, at.isoformat(), *args]
 
 
 def cli_env(sqlite_path: Path, **extra: str) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 A raw socket server speaks just enough of the Amber API to misbehave in each way below on
 /prices/current (the first call of a run once the sites are cached). Every case runs the real
-`home-energy sync` in its own process, all cases at once, each on a copy of the same good
+`home-energy sync` in its own process (its clock pinned through the clock seam), all cases at once, each on a copy of the same good
 cache. For each: the contract exit code, wall time within 60 s, peak RSS within 150 MB (of the
 largest child, measured from outside), no traceback, the cached data byte-identical, health
 showing the failed run, the token nowhere, and every endpoint answering strict JSON afterwards.
@@ -18,20 +18,20 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
+from freezegun import freeze_time
 
 from home_energy.config import load_config
 from home_energy.web import create_app
 from tests.fake_amber import TOKEN, FakeAmber, FakeAmberState, site
-from tests.reliability.helpers import DATA_TABLES, cli_env, fingerprint
+from tests.reliability.helpers import DATA_TABLES, cli_env, fingerprint, pinned_cli
 
 RUN_LIMIT_S = 60
 RSS_LIMIT_MB = 150
 TRICKLE_EVERY_S = 2.0
-PINNED = "@2026-11-23 01:07:30"  # faketime: start the clock here and let it run
-# Timed waits (the watchdog's timer, lock waits) need the real monotonic clock under faketime.
-REAL_MONOTONIC = {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc)  # every process's clock (the clock seam)
 # Runs a command and writes its peak RSS (kB) to a file: RUSAGE_CHILDREN of the test process
 # itself would also count every child the suite started before.
 PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
@@ -149,9 +149,8 @@ def test_every_hostile_upstream_costs_one_sync_and_nothing_else(tmp_path):
     BOMB = _gzip_bomb()
     good = tmp_path / "good" / "cache.sqlite"
     good.parent.mkdir()
-    with FakeAmber(FakeAmberState(sites=[site()])) as amber:
-        prep = subprocess.run(["faketime", "-f", PINNED, sys.executable, "-m", "home_energy.cli", "sync"],
-                              env=cli_env(good, AMBER_TOKEN=TOKEN, AMBER_API_URL=amber.url, **REAL_MONOTONIC),
+    with freeze_time(NOW, tick=True), FakeAmber(FakeAmberState(sites=[site()])) as amber:
+        prep = subprocess.run(pinned_cli(NOW, "sync"), env=cli_env(good, AMBER_TOKEN=TOKEN, AMBER_API_URL=amber.url),
                               capture_output=True, text=True, timeout=120)
     assert prep.returncode == 0, prep.stderr
     sites = json.dumps([site()]).encode()
@@ -169,10 +168,10 @@ def test_every_hostile_upstream_costs_one_sync_and_nothing_else(tmp_path):
                 if Path(str(good) + suffix).exists():
                     shutil.copyfile(str(good) + suffix, str(cache) + suffix)
             url = f"http://user:hunter2@127.0.0.1:{server.server_address[1]}/v1"
-            env = cli_env(cache, AMBER_TOKEN=TOKEN, AMBER_API_URL=url, **REAL_MONOTONIC)
+            env = cli_env(cache, AMBER_TOKEN=TOKEN, AMBER_API_URL=url)
             runs[name] = (cache, time.monotonic(), subprocess.Popen(
                 [sys.executable, "-c", PEAK_RSS, str(cache.parent / "peak-rss"),
-                 "faketime", "-f", PINNED, sys.executable, "-m", "home_energy.cli", "sync"], env=env,
+                 *pinned_cli(NOW, "sync")], env=env,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = {}
         for name, (cache, started, child) in runs.items():

@@ -4,21 +4,20 @@ A cache one migration behind (built from the program's own migrations minus the 
 100,000+ usage rows is opened by `init-db` twice and `sync` twice at the same moment, as the
 dashboard's ExecStartPre and the timer's sync do after an update. Every process must succeed,
 nothing may be moved aside, the rows must survive and the schema must end current. The clock of
-the processes is pinned with faketime, so the run does not depend on today's date.
+the processes is pinned through the clock seam, so the run does not depend on today's date.
 """
 from __future__ import annotations
 
 import shutil
 import sqlite3
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
 from home_energy import store
 from home_energy.demo import DEMO_SITE_ID
-from tests.reliability.helpers import cli_env, integrity
+from tests.reliability.helpers import cli_env, integrity, pinned_cli
 
 TRIALS = 20
 ROWS = 100_000
@@ -50,14 +49,13 @@ def build_cache_one_migration_behind(path: Path) -> None:
 def test_two_init_db_and_two_syncs_started_together_keep_the_cache(tmp_path):
     template = tmp_path / "template.sqlite"
     build_cache_one_migration_behind(template)
-    pinned = ["faketime", "-f", NOW.strftime("@%Y-%m-%d %H:%M:%S")]
     for trial in range(TRIALS):
         folder = tmp_path / f"trial{trial}"
         folder.mkdir()
         cache = folder / "cache.sqlite"
         shutil.copyfile(template, cache)
-        env = cli_env(cache, TZ="UTC", FAKETIME_DONT_FAKE_MONOTONIC="1")
-        children = [subprocess.Popen([*pinned, sys.executable, "-m", "home_energy.cli", *args], env=env,
+        env = cli_env(cache)
+        children = [subprocess.Popen(pinned_cli(NOW, *args), env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                     for args in WRITERS]
         results = [(child.args[-1], child.wait(timeout=60), child.stderr.read()) for child in children]
