@@ -9,7 +9,7 @@ import platform
 import sqlite3
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from home_energy.version import running_version
@@ -70,6 +70,6 @@ def describe_machine() -> Machine:
         os=_os_name(),
         python=sys.version.split()[0],
         sqlite=sqlite3.sqlite_version,
-        date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         commit=running_version(),
     )

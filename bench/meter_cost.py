@@ -92,8 +92,7 @@ def measure_collector(work: Path, seconds: float = COLLECT_S) -> tuple[float, fl
 
 def measure_year(work: Path, grid_only: bool) -> float:
     """MB that a year of 1-minute rows takes in the cache, in the collector's row shape."""
-    from home_energy.store import open_writer
-    from home_energy.store import COMPACT_AFTER_S, compact_meter
+    from home_energy.store import COMPACT_AFTER_S, compact_meter, open_writer
 
     path = work / f"year-{'grid' if grid_only else 'full'}.sqlite"
     conn = open_writer(path)

@@ -19,8 +19,8 @@ A hostile or broken upstream costs one sync, never more:
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import re
 import socket
 import threading
@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0  # a LAN/DNS failure shows within seconds
 READ_TIMEOUT_S = 20.0  # Amber answers in well under a second; 20 s only rides out a slow link
-RUN_BUDGET_S = 40.0  # all calls of one client (one sync run) together: with start-up and writing, a run ends within 60 s
+# All calls of one client (one sync run) together: with start-up and writing, a run ends within 60 s.
+RUN_BUDGET_S = 40.0
 RATE_LIMIT_FALLBACK_S = 300  # Amber's 429 has no Retry-After; its window is 5 minutes
 FORECAST_HORIZON_H = 24
 MAX_INTERVALS_PER_CALL = 2048  # /prices/current rejects next + previous above this with 422

@@ -6,8 +6,8 @@ response that mixes 5- and 30-minute intervals averages correctly.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)

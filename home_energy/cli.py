@@ -141,7 +141,7 @@ COMMANDS = {
     "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
-    "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for the collector service"),
+    "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for its service"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
     "config": (cmd_config, "print a setting as the units see it (the env file under the environment)"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),

@@ -6,13 +6,13 @@ saving) and the household's local zone are used only at the edges.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 NEM_TZ = timezone(timedelta(hours=10), "AEST")
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def monotonic() -> float:
@@ -23,7 +23,7 @@ def to_iso(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a trailing Z, whole seconds: the only time format the API emits."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: str) -> datetime:
@@ -32,7 +32,7 @@ def parse_iso(text: str) -> datetime:
     value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a zone: {text!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def nem_date(value: datetime) -> date:
@@ -41,7 +41,7 @@ def nem_date(value: datetime) -> date:
 
 def nem_day_start(day: date) -> datetime:
     """The UTC instant at which NEM day `day` begins."""
-    return datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
+    return datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(UTC)
 
 
 def floor_to_boundary(value: datetime, minutes: int = 5) -> datetime:
@@ -49,5 +49,5 @@ def floor_to_boundary(value: datetime, minutes: int = 5) -> datetime:
 
     Amber's startTime is one second after the interval boundary: rows are keyed on the boundary.
     """
-    value = value.astimezone(timezone.utc)
+    value = value.astimezone(UTC)
     return value.replace(minute=value.minute - value.minute % minutes, second=0, microsecond=0)

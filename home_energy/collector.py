@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from . import store
 from .clock import monotonic, now_utc
 from .config import Config
-from .store import open_writer
 from .errors import HomeEnergyError
 from .sources import Reading, Source, make_source
+from .store import open_writer
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Collector:
                      counter_step(last_export, reading.export_wh, elapsed))
             if steps[0] is None or steps[1] is None:
                 return None, events
-            for name, step in zip(("import", "export"), steps):
+            for name, step in zip(("import", "export"), steps, strict=True):
                 if step.event:
                     message = f"{name} counter {step.event.split('_')[1]}: {step.wh:.0f} Wh counted"
                     log.warning("meter %s", message)

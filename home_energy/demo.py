@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .clock import NEM_TZ, floor_to_boundary, now_utc
@@ -198,7 +198,7 @@ class DemoUpstream:
         out: list[dict[str, Any]] = []
         day = start
         while day <= min(end, newest):
-            begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
+            begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(UTC)
             for slot in range(48):
                 slot_start = begin + timedelta(minutes=30 * slot)
                 out.append(_usage(slot_start, "general", "E1"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 FIELDS = ("grid_w", "solar_w", "battery_w", "load_w", "import_wh", "export_wh")
 NULL_VALUE = -(2**31)  # no figure: unknown, never 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from .calc import Slot, age_seconds, cheapest_window, forecast_price, price_status, sync_problem
@@ -30,7 +30,7 @@ _INTERVAL_COLUMNS = (
 
 @lru_cache(maxsize=8192)
 def _iso_at(epoch: int) -> str:
-    return to_iso(datetime.fromtimestamp(epoch, timezone.utc))
+    return to_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def _iso(epoch: int | None) -> str | None:
@@ -110,9 +110,8 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
-        "problem": sync_problem(
-            None if last is None else last["outcome"], None if last is None else last["error"], newest_price is not None,
-        ),
+        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["error"])),
+                                newest_price is not None),
         "source": "live" if live else "cache",
         "mode": get_meta(conn, "mode") or mode,  # what the sync recorded: the web holds no token
         "cache_age_seconds": age_seconds(t, last_ok),
@@ -129,13 +128,13 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
 def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
     """The newest finished run; a run still `running` past any sync's deadline is shown as
     `interrupted` (it was killed or hangs), one in progress does not hide the last result."""
-    row = conn.execute("SELECT started_at, finished_at, outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+    columns = "SELECT started_at, finished_at, outcome, error FROM sync_runs"
+    row = conn.execute(f"{columns} ORDER BY id DESC LIMIT 1").fetchone()
     if row is not None and row["outcome"] == "running":
         if t - row["started_at"] > RUN_DEADLINE_S:
             return {"finished_at": row["started_at"], "outcome": "interrupted",
                     "error": "the sync started but did not finish"}
-        row = conn.execute("SELECT started_at, finished_at, outcome, error FROM sync_runs WHERE outcome != 'running' "
-                           "ORDER BY id DESC LIMIT 1").fetchone()
+        row = conn.execute(f"{columns} WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else dict(row)
 
 

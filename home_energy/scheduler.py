@@ -7,7 +7,7 @@ are due, so the timer and this schedule behave identically. A first run starts a
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from .clock import now_utc
 from .config import Config

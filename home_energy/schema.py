@@ -12,7 +12,7 @@ milliseconds; only when it rejects a payload does openapi-schema-validator, whic
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -60,7 +60,7 @@ def compile_array_validator(document: dict[str, Any], component: str):
     return fastjsonschema.compile(schema)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fast_validator(component: str):
     return compile_array_validator(openapi_document(), component)
 
@@ -68,7 +68,7 @@ def _fast_validator(component: str):
 INTERVAL_TYPES = ("ActualInterval", "CurrentInterval", "ForecastInterval")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _item_validator(component: str):
     # Imported here: only the sync validates, and the web process should not pay for it.
     from openapi_schema_validator import OAS30Validator, oas30_format_checker

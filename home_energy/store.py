@@ -39,11 +39,11 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from . import db
 from .clock import now_utc
@@ -474,7 +474,8 @@ def save_sites(conn: sqlite3.Connection, sites: Iterable[Site], fetched_at: int)
     written = 0
     for s in sites:
         conn.execute(
-            """INSERT INTO sites (id, nmi, network, status, interval_length, channels, active_from, closed_on, fetched_at)
+            """INSERT INTO sites (id, nmi, network, status, interval_length, channels, active_from, closed_on,
+                 fetched_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(id) DO UPDATE SET nmi=excluded.nmi, network=excluded.network, status=excluded.status,
                  interval_length=excluded.interval_length, channels=excluded.channels,
@@ -612,7 +613,7 @@ class MinuteFold:
     def add(self, reading: Reading) -> MinuteFold:
         sums = tuple(
             (total + value, count + 1) if value is not None else (total, count)
-            for (total, count), value in zip(self.sums, (getattr(reading, f) for f in POWER_FIELDS))
+            for (total, count), value in zip(self.sums, (getattr(reading, f) for f in POWER_FIELDS), strict=True)
         )
         return MinuteFold(self.minute, self.samples + 1, sums)
 

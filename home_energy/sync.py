@@ -27,8 +27,7 @@ from .amber import AmberClient, RateLimit, Upstream, price_window
 from .clock import NEM_TZ, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
-from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError
-from .errors import UpstreamDataError, UpstreamError
+from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError, UpstreamDataError, UpstreamError
 from .models import (
     PriceRow,
     Site,
@@ -252,8 +251,8 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
             if number and not _may_spend(upstream, t0):
                 break
             payload = upstream.usage(site.id, start, end)
-            items = validate_payload("usage", payload)
-            fetched.usage = (fetched.usage or []) + convert_all("usage", lambda i: usage_from_payload(site.id, i), items)
+            rows = convert_all("usage", lambda i: usage_from_payload(site.id, i), validate_payload("usage", payload))
+            fetched.usage = (fetched.usage or []) + rows
             oldest = db.get_meta(conn, f"usage_backfill_oldest:{site.id}")
             if oldest is None or start.isoformat() < oldest:
                 fetched.meta[f"usage_backfill_oldest:{site.id}"] = start.isoformat()

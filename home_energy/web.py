@@ -192,9 +192,8 @@ def _static_file(filename: str):
     response.set_etag(etag)
     if asset.gzipped is not None:
         response.vary.add("Accept-Encoding")
-    response.headers["Cache-Control"] = (
-        f"public, max-age={VERSIONED_STATIC_MAX_AGE_S}, immutable" if versioned else f"public, max-age={STATIC_MAX_AGE_S}"
-    )
+    max_age = f"{VERSIONED_STATIC_MAX_AGE_S}, immutable" if versioned else f"{STATIC_MAX_AGE_S}"
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
 
 

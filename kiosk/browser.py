@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .crashwatch import PIPE_FLAG
 from .errors import BrowserMissingError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 PROGRAM_FD_IN = 3
 PROGRAM_FD_OUT = 4

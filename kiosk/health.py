@@ -17,8 +17,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from .errors import HealthTimeoutError
 
@@ -77,7 +77,7 @@ def probe_health(url: str, timeout_s: float = HEALTH_REQUEST_TIMEOUT_S) -> Probe
         return Probe(False, _http_reason(exc.code, body), exc.code)
     except urllib.error.URLError as exc:
         return Probe(False, _network_reason(exc.reason))
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return Probe(False, "timed out")
     except (OSError, ValueError) as exc:
         return Probe(False, _one_line(str(exc) or type(exc).__name__))

@@ -10,8 +10,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
-from typing import Sequence
 
 from home_energy.errors import HomeEnergyError
 

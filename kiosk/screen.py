@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from datetime import datetime, time
-from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from .settings import Session

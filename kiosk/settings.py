@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from home_energy.config import ENV_FILE_VAR, load_config, parse_env_file

@@ -18,8 +18,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from .browser import Backend, build_command
 from .crashwatch import CrashWatch
@@ -42,7 +42,7 @@ PROFILE_PREFIX = "home-energy-kiosk-"
 
 
 def _now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Supervisor:

@@ -69,7 +69,8 @@ class _FakeMeter:
                     time.sleep(TIMEOUT_SLEEP_S)
                     status, body, headers = 200, b"{}", {"Content-Type": "application/json"}
                 elif fault == "html":
-                    status, body, headers = 200, b"<html><body>Router login</body></html>", {"Content-Type": "text/html"}
+                    html = b"<html><body>Router login</body></html>"
+                    status, body, headers = 200, html, {"Content-Type": "text/html"}
                 elif fault == "404":
                     status, body, headers = 404, (FIXTURES / "pyfronius_404_error.html").read_bytes(), \
                         {"Content-Type": "text/html"}

@@ -25,7 +25,7 @@ def test_defaults_without_environment():
 def test_env_file_is_read_like_systemd_and_environment_wins(tmp_path):
     env_file = tmp_path / "dashboard.env"
     env_file.write_text(
-        "# comment\n\nAMBER_TOKEN=\"%s\"\nexport PORT=6000\nRETENTION_DAYS = 30\nHOST='0.0.0.0'\n" % TOKEN
+        f"# comment\n\nAMBER_TOKEN=\"{TOKEN}\"\nexport PORT=6000\nRETENTION_DAYS = 30\nHOST='0.0.0.0'\n"
     )
     assert parse_env_file(env_file)["AMBER_TOKEN"] == TOKEN
     config = load_config(env={"PORT": "7000"}, env_file=env_file)

@@ -2,7 +2,7 @@
 customers see, paid for exports most of the time, and a spike on some days only."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from home_energy.clock import NEM_TZ
 from home_energy.demo import _interval
@@ -12,7 +12,7 @@ FIRST = date(2026, 9, 1)
 
 
 def _day_intervals(day: date, channel: str) -> list[dict]:
-    begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(timezone.utc)
+    begin = datetime(day.year, day.month, day.day, tzinfo=NEM_TZ).astimezone(UTC)
     return [
         _interval("ActualInterval", channel, begin + timedelta(minutes=5 * i), 5, begin + timedelta(days=2))
         for i in range(288)

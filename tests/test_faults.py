@@ -1,8 +1,8 @@
 """The fault matrix: every upstream failure leaves the cache exactly as it was, still served."""
 from __future__ import annotations
 
-import sqlite3
 import socket
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -77,7 +77,8 @@ def test_connection_refused_leaves_cache_untouched(make_config, amber_config, am
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         dead = make_config(AMBER_TOKEN=TOKEN, AMBER_API_URL=f"http://127.0.0.1:{port}/v1")
-        report = run_sync(dead, AmberClient(dead.amber_api_url, dead.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S))
+        client = AmberClient(dead.amber_api_url, dead.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S)
+        report = run_sync(dead, client)
     assert report.exit_code == 75
     assert "connection refused" in report.error
     assert snapshot(amber_config) == before
@@ -96,7 +97,8 @@ def test_bad_token_is_a_config_error_without_the_token(make_config, fake_amber, 
     from home_energy.amber import AmberClient
     from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S
 
-    report = run_sync(config, AmberClient(config.amber_api_url, config.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S))
+    client = AmberClient(config.amber_api_url, config.amber_token, read_timeout_s=READ_TIMEOUT_IN_TESTS_S)
+    report = run_sync(config, client)
     assert report.exit_code == 78
     assert "AMBER_TOKEN" in report.error and "psk_wrong" not in report.error
 

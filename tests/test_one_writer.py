@@ -151,7 +151,8 @@ def test_the_integrity_check_runs_daily_and_after_an_interrupted_run(demo_config
         run_sync(demo_config)
         assert _checks(demo_config.sqlite_path) != second
         conn = sqlite3.connect(demo_config.sqlite_path)
-        assert conn.execute("SELECT outcome FROM sync_runs WHERE started_at = ?", (KILLED_AT,)).fetchone()[0] == "interrupted"
+        killed = conn.execute("SELECT outcome FROM sync_runs WHERE started_at = ?", (KILLED_AT,)).fetchone()[0]
+        assert killed == "interrupted"
         conn.close()
 
 

@@ -9,8 +9,8 @@ from freezegun import freeze_time
 from home_energy import queries
 from home_energy.clock import now_utc
 from home_energy.db import connect_reader
-from home_energy.store import init_cache, open_cache
 from home_energy.errors import ConfigError
+from home_energy.store import init_cache, open_cache
 from home_energy.sync import run_sync
 from tests.fake_amber import FakeAmber
 

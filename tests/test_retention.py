@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from freezegun import freeze_time
 
@@ -23,7 +23,7 @@ def test_prune_removes_rows_older_than_retention_but_keeps_daily_totals(make_con
     old_days = count(config, "daily_usage")
     with freeze_time("2026-10-20T00:00:00Z"):
         assert run_sync(config).exit_code == 0
-    cutoff = int(datetime(2026, 10, 10, tzinfo=timezone.utc).timestamp())
+    cutoff = int(datetime(2026, 10, 10, tzinfo=UTC).timestamp())
     with sqlite3.connect(config.sqlite_path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM prices WHERE end < ?", (cutoff,)).fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM usage WHERE end < ?", (cutoff,)).fetchone()[0] == 0
@@ -38,7 +38,7 @@ def test_clock_jumping_years_forward_prunes_nothing(demo_config):
     prices, usage = count(demo_config, "prices"), count(demo_config, "usage")
     conn = store.open_cache(demo_config.sqlite_path)
     with store.transaction(conn):
-        removed = prune(conn, 90, datetime(2031, 1, 1, tzinfo=timezone.utc))
+        removed = prune(conn, 90, datetime(2031, 1, 1, tzinfo=UTC))
     conn.close()
     assert removed == 0
     assert (count(demo_config, "prices"), count(demo_config, "usage")) == (prices, usage)
@@ -51,7 +51,7 @@ def test_clock_jumping_years_back_prunes_nothing_and_ages_are_not_negative(demo_
     with freeze_time("2019-01-01T00:00:00Z"):
         conn = store.open_cache(demo_config.sqlite_path)
         with store.transaction(conn):
-            assert prune(conn, 90, datetime(2019, 1, 1, tzinfo=timezone.utc)) == 0
+            assert prune(conn, 90, datetime(2019, 1, 1, tzinfo=UTC)) == 0
         conn.close()
         body = app_for(demo_config).test_client().get("/api/health").get_json()
     assert count(demo_config, "prices") == prices

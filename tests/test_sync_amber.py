@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -31,7 +31,7 @@ def test_sync_fills_cache_and_web_serves_the_same_values(amber_config, amber_cli
     assert general["start"] == "2026-11-23T01:00:00Z"
     assert general["end"] == "2026-11-23T01:30:00Z"
     assert general["kind"] == "current"
-    assert general["per_kwh"] == general_price_at(datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+    assert general["per_kwh"] == general_price_at(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
     assert general["advanced_price"] == {"low": general["per_kwh"] - 2, "predicted": general["per_kwh"],
                                          "high": general["per_kwh"] + 3}
     assert general["estimate"] is True
@@ -43,7 +43,7 @@ def test_sync_fills_cache_and_web_serves_the_same_values(amber_config, amber_cli
     assert starts == sorted(starts)
     assert starts[0] == "2026-11-22T14:00:00Z"  # NEM midnight
     last_end = datetime.fromisoformat(prices[-1]["end"].replace("Z", "+00:00"))
-    assert last_end >= datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)  # >= 24 h ahead
+    assert last_end >= datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # >= 24 h ahead
     assert {p["kind"] for p in prices} == {"actual", "current", "forecast"}
 
 
@@ -72,14 +72,15 @@ def test_five_minute_site_gets_mixed_forecast_covering_24_hours(make_config, fak
     assert query["resolution"] == ["5"]
     previous, next_ = int(query["previous"][0]), int(query["next"][0])
     assert previous + next_ <= 2048
-    assert (previous, next_) == price_window(datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc), 5)
-    durations = rows(config, "SELECT duration, COUNT(*) FROM prices WHERE channel='general' AND kind='forecast' GROUP BY 1")
+    assert (previous, next_) == price_window(datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC), 5)
+    durations = rows(config, "SELECT duration, COUNT(*) FROM prices WHERE channel='general' AND kind='forecast' "
+                             "GROUP BY 1")
     # Amber's shape: 5-minute forecasts for the first hour, then 30-minute ones.
     # (The fake finishes the half hour in 5-minute steps before switching, as Amber does.)
     assert 12 <= dict(durations)[5] < 18
     assert dict(durations)[5] + dict(durations)[30] == next_
     newest_end = rows(config, "SELECT MAX(end) FROM prices")[0][0]
-    assert newest_end - datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc).timestamp() >= 24 * 3600
+    assert newest_end - datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC).timestamp() >= 24 * 3600
 
 
 def fake_amber_token():
@@ -89,7 +90,7 @@ def fake_amber_token():
 
 
 def test_price_window_covers_today_and_a_day_ahead():
-    now = datetime(2026, 11, 23, 13, 55, tzinfo=timezone.utc)  # 23:55 NEM
+    now = datetime(2026, 11, 23, 13, 55, tzinfo=UTC)  # 23:55 NEM
     # The current interval starts at 23:55 (23:30): 287 (47) earlier ones today, plus one spare.
     assert price_window(now, 5) == (288, 288)
     assert price_window(now, 30) == (49, 48)
@@ -165,7 +166,7 @@ def test_rate_limit_headers_are_remembered(amber_config, amber_client, fake_ambe
     meta = dict(rows(amber_config, "SELECT key, value FROM meta"))
     assert int(meta["rate_limit_remaining"]) == 30 - fake_amber.calls()
     reset_at = int(meta["rate_limit_reset_at"])
-    assert reset_at == int(datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc).timestamp()) + 240
+    assert reset_at == int(datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC).timestamp()) + 240
     run = rows(amber_config, "SELECT rate_limit_remaining, upstream_calls FROM sync_runs")[-1]
     assert run == (30 - fake_amber.calls(), fake_amber.calls())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from itertools import pairwise
 
 from freezegun import freeze_time
 
@@ -25,7 +26,7 @@ def test_failing_usage_backs_off_and_logs_only_on_transitions(amber_config, ambe
             if fake_amber.calls("usage") > before:
                 attempts.append(frozen.time_to_freeze)
             frozen.tick(timedelta(minutes=5))
-        gaps = [round((b - a).total_seconds() / 60) for a, b in zip(attempts, attempts[1:])]
+        gaps = [round((b - a).total_seconds() / 60) for a, b in pairwise(attempts)]
         assert gaps[:4] == [15, 30, 60, 120] and set(gaps[4:]) <= {120}
         assert set(outcomes) == {"ok", "partial"} and outcomes[0] == "partial"
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]

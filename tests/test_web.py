@@ -219,7 +219,8 @@ def test_web_process_does_not_load_the_upstream_client(demo_config, tmp_path):
         f"app = create_app(load_config(env={{'SQLITE_PATH': {str(demo_config.sqlite_path)!r}}}))\n"
         "c = app.test_client()\n"
         "codes = [c.get(p).status_code for p in ('/api/health', '/api/current', '/api/prices', '/api/summary', '/')]\n"
-        "print(json.dumps([codes, sorted(m for m in sys.modules if m.startswith(('home_energy', 'requests', 'urllib3', 'jsonschema', 'fastjsonschema')))]))\n"
+        "names = ('home_energy', 'requests', 'urllib3', 'jsonschema', 'fastjsonschema')\n"
+        "print(json.dumps([codes, sorted(m for m in sys.modules if m.startswith(names))]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     codes, modules = json.loads(result.stdout)

@@ -7,7 +7,7 @@ dates between 2000 and 2100, no repeats, bounded spans) says whether the answer 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 from urllib.parse import quote, urlencode
 
@@ -20,7 +20,7 @@ from home_energy.config import load_config
 from home_energy.sync import run_sync
 from home_energy.web import create_app
 
-NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC)
 YESTERDAY_NEM = date(2026, 11, 22)
 ENDPOINTS = {
     "/api/health": (),

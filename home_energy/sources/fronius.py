@@ -12,8 +12,8 @@ Signs and nulls, as Fronius documents them and real payloads confirm:
 - `Head.Status.Code` is checked before `Body` is read; 0 is OK, anything else is a failed poll
   (about 1 % of requests on some Symos time out inside the Datamanager).
 Energy counters come from the grid meter (`GetMeterRealtimeData`, `Meter_Location_Current` 0),
-read at most once a minute as Home Assistant does (the first two reads one poll apart); a meter in the consumption path has no
-import/export counters, and the collector then integrates grid power instead.
+read at most once a minute as Home Assistant does (the first two reads one poll apart); a meter in
+the consumption path has no import/export counters, and the collector then integrates grid power instead.
 """
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ LAYOUT_PROBLEMS_JS = r"""
   if (doc.scrollWidth > innerWidth || doc.scrollHeight > innerHeight) {
     problems.push(`page scrolls: ${doc.scrollWidth}x${doc.scrollHeight} in ${innerWidth}x${innerHeight}`);
   }
-  const name = (n) => (n.id ? `#${n.id}` : n.tagName.toLowerCase() + (n.getAttribute('class') ? '.' + n.getAttribute('class').split(' ')[0] : '')) + ` "${n.textContent.trim().slice(0, 30)}"`;
+  const cls = (n) => (n.getAttribute('class') ? '.' + n.getAttribute('class').split(' ')[0] : '');
+  const label = (n) => (n.id ? `#${n.id}` : n.tagName.toLowerCase() + cls(n));
+  const name = (n) => label(n) + ` "${n.textContent.trim().slice(0, 30)}"`;
   const texts = [];
   for (const node of document.querySelectorAll('body *')) {
     if (node.closest('[hidden]')) continue;
@@ -35,7 +37,8 @@ LAYOUT_PROBLEMS_JS = r"""
   for (const box of document.querySelectorAll('.card, .stat, .banner, .notice, #footer, #grid, #frame')) {
     if (box.closest('[hidden]')) continue;
     if (box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1) {
-      problems.push(`content overflows ${name(box)}: ${box.scrollWidth}x${box.scrollHeight} in ${box.clientWidth}x${box.clientHeight}`);
+      problems.push(`content overflows ${name(box)}: ${box.scrollWidth}x${box.scrollHeight} in `
+        + `${box.clientWidth}x${box.clientHeight}`);
     }
   }
   for (let i = 0; i < texts.length; i++) {
@@ -89,7 +92,8 @@ CONTRAST_JS = r"""
     fg.a *= opacity;
     const text = over(fg, bg);
     const [hi, lo] = [lum(text), lum(bg)].sort((x, y) => y - x);
-    results.push({ text: node.textContent.trim().slice(0, 40), id: node.id || node.getAttribute('class') || node.tagName,
+    results.push({ text: node.textContent.trim().slice(0, 40),
+                   id: node.id || node.getAttribute('class') || node.tagName,
                    ratio: Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100 });
   }
   return results;

@@ -8,11 +8,11 @@ health names, the mode, the month's totals.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 NEM = timezone(timedelta(hours=10))
 SYDNEY = ZoneInfo("Australia/Sydney")
 # 13:12:30 in Sydney (daylight time, UTC+11) on a summer weekday.
@@ -156,7 +156,8 @@ def scenario(
 
     return {
         "/api/health": {
-            "status": status, "problem": problem, "source": source, "mode": mode, "cache_age_seconds": int(cached_ago.total_seconds()),
+            "status": status, "problem": problem, "source": source, "mode": mode,
+            "cache_age_seconds": int(cached_ago.total_seconds()),
             "price_age_seconds": int(cached_ago.total_seconds()), "usage_age_seconds": 50000,
             "last_sync": {"at": iso(cached_at), "outcome": "ok" if source == "live" else "error",
                           "error": None if source == "live" else "Amber did not answer"},

@@ -1,15 +1,16 @@
 """Each abnormal state the display must name, produced the way it happens in a kitchen: the real
 `home-energy sync` against a fake Amber that refuses the token, rate-limits or is gone, the real
-server stopped, the cache file gone from under the server, a cache before its first sync. Shared by the browser tests and the screenshots.
+server stopped, the cache file gone from under the server, a cache before its first sync. Shared by
+the browser tests and the screenshots.
 """
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 from tests.fake_amber import TOKEN, FakeAmber
 
@@ -105,7 +106,7 @@ def open_state(browser, server: Server, expected: Expected, width: int, height: 
     if expected.break_cache:  # each load starts with the file in place
         _move_cache(_aside(server.sqlite_path), server.sqlite_path)
     if expected.clock_ahead:
-        page.clock.install(time=datetime.now(timezone.utc) + expected.clock_ahead)
+        page.clock.install(time=datetime.now(UTC) + expected.clock_ahead)
     page.goto(server.url + "/")
     page.wait_for_function(READY_JS)
     if expected.stop_server:

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from .checks import CONTRAST_JS
-from .fixtures import NOW
 from .driving import open_at, refresh, sydney
+from .fixtures import NOW
 
 pytestmark = pytest.mark.browser
 

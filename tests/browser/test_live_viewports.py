@@ -7,7 +7,7 @@ server and the page run on a chosen date (the 1st of a month and a mid-month day
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,8 +33,8 @@ DESCRIPTOR_WORDS = {"extremelyLow": "Extremely low", "veryLow": "Very low", "low
 # 09:01:30 NEM on the 1st of a month and on the 15th: three and a half minutes from the next
 # interval boundary, so no boundary falls between the API's answers and the assertions.
 DATES = {
-    "1st": datetime(2026, 11, 30, 23, 1, 30, tzinfo=timezone.utc),
-    "15th": datetime(2026, 11, 14, 23, 1, 30, tzinfo=timezone.utc),
+    "1st": datetime(2026, 11, 30, 23, 1, 30, tzinfo=UTC),
+    "15th": datetime(2026, 11, 14, 23, 1, 30, tzinfo=UTC),
 }
 
 

@@ -19,7 +19,8 @@ MIN_CONTRAST = 4.5
 NOTICE_STYLE_JS = r"""
 () => {
   const px = (id) => parseFloat(getComputedStyle(document.getElementById(id)).fontSize);
-  return { headline: px('notice-text'), detail: px('notice-detail'), icon: document.querySelector('.notice-icon').textContent };
+  return { headline: px('notice-text'), detail: px('notice-detail'),
+           icon: document.querySelector('.notice-icon').textContent };
 }
 """
 

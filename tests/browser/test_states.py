@@ -53,7 +53,8 @@ def test_negative_price_is_shown_with_a_minus_and_drawn_below_the_axis(fake_page
     assert float(bar.get_attribute("y")) == pytest.approx(zero_y, abs=0.2)
     assert float(bar.get_attribute("height")) > 1
     positive = page.locator("#chart rect.bar").first  # the night's prices are positive
-    assert float(positive.get_attribute("y")) + float(positive.get_attribute("height")) == pytest.approx(zero_y, abs=0.2)
+    bottom = float(positive.get_attribute("y")) + float(positive.get_attribute("height"))
+    assert bottom == pytest.approx(zero_y, abs=0.2)
 
 
 def test_estimate_is_labelled_only_while_the_price_is_an_estimate(fake_page):
@@ -368,7 +369,8 @@ def test_server_error_keeps_the_numbers_and_names_the_error(fake_page):
     assert page.locator("#notice").is_visible()
     assert text(page, "#notice-text") == "The Pi cannot read its saved prices"
     assert text(page, "#notice-detail") == "Restart the Pi; if this stays, reinstall"
-    assert page.locator("#notice").get_attribute("title").startswith("cache cannot be read: disk I/O error; retrying in ")
+    title = page.locator("#notice").get_attribute("title")
+    assert title.startswith("cache cannot be read: disk I/O error; retrying in ")
 
 
 def test_chime_stays_silent_in_night_hours(fake_page):
@@ -489,7 +491,8 @@ def test_a_problem_looks_nothing_like_the_demo_badge(fake_page):
     open_at(page, api, NOW, mode="demo", status="stale", source="cache", cached_ago=timedelta(minutes=40))
     notice, badge = page.locator("#notice"), page.locator("#demo-badge")
     assert notice.is_visible() and badge.is_visible()
-    style = "(n) => { const s = getComputedStyle(n); return [s.backgroundColor, s.borderTopLeftRadius, s.borderTopWidth]; }"
+    style = ("(n) => { const s = getComputedStyle(n); "
+             "return [s.backgroundColor, s.borderTopLeftRadius, s.borderTopWidth]; }")
     notice_bg, notice_radius, notice_border = notice.evaluate(style)
     badge_bg, badge_radius, _ = badge.evaluate(style)
     assert notice_bg != badge_bg

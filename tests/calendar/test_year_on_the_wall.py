@@ -8,7 +8,8 @@ overlaps, NEM "yesterday", month totals that never run backwards and equal the d
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from freezegun import freeze_time
@@ -16,12 +17,12 @@ from freezegun import freeze_time
 from home_energy.clock import NEM_TZ, parse_iso
 from home_energy.sync import run_sync
 
-SYDNEY_DST_STARTS = datetime(2026, 10, 3, 16, 0, tzinfo=timezone.utc)  # 02:00 AEST -> 03:00 AEDT, 4 Oct
-SYDNEY_DST_ENDS = datetime(2027, 4, 3, 16, 0, tzinfo=timezone.utc)  # 03:00 AEDT -> 02:00 AEST, 4 Apr
+SYDNEY_DST_STARTS = datetime(2026, 10, 3, 16, 0, tzinfo=UTC)  # 02:00 AEST -> 03:00 AEDT, 4 Oct
+SYDNEY_DST_ENDS = datetime(2027, 4, 3, 16, 0, tzinfo=UTC)  # 03:00 AEDT -> 02:00 AEST, 4 Apr
 
 
 def nem(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=NEM_TZ).astimezone(timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=NEM_TZ).astimezone(UTC)
 
 
 INSTANTS = {
@@ -31,7 +32,7 @@ INSTANTS = {
     "2nd-09:00": nem(2026, 12, 2, 9, 0),
     "last-interval-of-month": nem(2026, 11, 30, 23, 57),
     "new-year-nem": nem(2027, 1, 1, 0, 2),
-    "new-year-sydney": datetime(2026, 12, 31, 13, 3, tzinfo=timezone.utc),  # 00:03 AEDT, still 2026 in NEM
+    "new-year-sydney": datetime(2026, 12, 31, 13, 3, tzinfo=UTC),  # 00:03 AEDT, still 2026 in NEM
     "leap-day": nem(2028, 2, 29, 12, 30),
     "after-leap-day": nem(2028, 3, 1, 0, 10),
     "dst-starts-before": SYDNEY_DST_STARTS - timedelta(minutes=3),
@@ -87,9 +88,9 @@ def test_prices_are_ordered_without_gaps_or_overlaps_and_cover_the_next_23_hours
     now, body, _usage = answers
     for channel, rows in body["/api/prices?hours=24"]["channels"].items():
         spans = [(parse_iso(r["start"]), parse_iso(r["end"])) for r in rows]
-        assert all(a_end == b_start for (_a, a_end), (b_start, _b) in zip(spans, spans[1:])), channel
+        assert all(a_end == b_start for (_a, a_end), (b_start, _b) in pairwise(spans)), channel
         assert all(start < end and (end - start).total_seconds() == r["duration_minutes"] * 60
-                   for (start, end), r in zip(spans, rows)), channel
+                   for (start, end), r in zip(spans, rows, strict=True)), channel
         current = [i for i, (start, end) in enumerate(spans) if start <= now < end]
         assert len(current) == 1 and rows[current[0]]["kind"] == "current", channel
         assert spans[-1][1] >= now + timedelta(hours=23), channel

@@ -1,7 +1,7 @@
 """Fixtures for the kiosk tests."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from kiosk_helpers import ScriptedHealthServer

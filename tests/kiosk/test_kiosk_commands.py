@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 
 from kiosk.browser import (
-    Backend, build_command, choose_backend, chromium_command, find_chromium, webview_command,
+    Backend,
+    build_command,
+    choose_backend,
+    chromium_command,
+    find_chromium,
+    webview_command,
 )
 from kiosk.errors import EX_UNAVAILABLE, BrowserMissingError
 from kiosk.settings import Session, load_settings

@@ -90,7 +90,8 @@ def test_fdexec_moves_any_two_descriptors_onto_3_and_4(swap, tmp_path):
         f"if {swap}:\n"
         "    os.dup2(a_r, 9); os.dup2(b_w, 8); r, w = 9, 8\n"
         "os.write(a_w, b'ping')\n"
-        f"child = subprocess.Popen([sys.executable, '-m', 'kiosk.fdexec', str(r), str(w), sys.executable, '-c', {program!r}],"
+        "fdexec = [sys.executable, '-m', 'kiosk.fdexec', str(r), str(w)]\n"
+        f"child = subprocess.Popen([*fdexec, sys.executable, '-c', {program!r}],"
         " pass_fds=(r, w))\n"
         "os.close(w)\n"
         "assert child.wait(20) == 0\n"
@@ -104,7 +105,8 @@ def test_fdexec_moves_any_two_descriptors_onto_3_and_4(swap, tmp_path):
 def test_fdexec_reports_a_missing_program_in_one_line():
     read_fd, write_fd = os.pipe()
     try:
-        result = subprocess.run([sys.executable, "-m", "kiosk.fdexec", str(read_fd), str(write_fd), "/nonexistent/chromium"],
+        command = [sys.executable, "-m", "kiosk.fdexec", str(read_fd), str(write_fd), "/nonexistent/chromium"]
+        result = subprocess.run(command,
                                 pass_fds=(read_fd, write_fd), capture_output=True, text=True, timeout=30, check=False)
     finally:
         os.close(read_fd)

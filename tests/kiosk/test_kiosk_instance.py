@@ -9,7 +9,8 @@ from kiosk.settings import Session
 
 
 def test_lock_files_are_per_display_in_the_runtime_directory(tmp_path):
-    assert lock_path(Session("wayland", ":0", "wayland-0"), str(tmp_path)) == tmp_path / "home-energy-kiosk-wayland-0.lock"
+    wayland = lock_path(Session("wayland", ":0", "wayland-0"), str(tmp_path))
+    assert wayland == tmp_path / "home-energy-kiosk-wayland-0.lock"
     assert lock_path(Session("x11", ":0", None), str(tmp_path)) == tmp_path / "home-energy-kiosk-0.lock"
     assert lock_path(Session("x11", "localhost:10.0", None), "/run/user/1000").name == \
         "home-energy-kiosk-localhost_10.0.lock"

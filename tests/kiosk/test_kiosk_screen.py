@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 import pytest
 
 from kiosk.screen import (
-    ScreenControl, cursor_hider_command, display_power_commands, is_night, keep_awake_commands, local_time,
+    ScreenControl,
+    cursor_hider_command,
+    display_power_commands,
+    is_night,
+    keep_awake_commands,
+    local_time,
 )
 from kiosk.settings import Session
 
@@ -36,7 +41,7 @@ def test_equal_start_and_end_means_no_night():
 
 def test_night_is_judged_in_the_household_time_zone():
     # 12:30 UTC is 22:30 in Brisbane (UTC+10, no daylight saving) and 13:30 in London in winter.
-    instant = datetime(2026, 1, 15, 12, 30, tzinfo=timezone.utc)
+    instant = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
     assert local_time(instant, "Australia/Brisbane") == time(22, 30)
     assert is_night(local_time(instant, "Australia/Brisbane"), time(22, 0), time(6, 0))
     assert not is_night(local_time(instant, "Europe/London"), time(22, 0), time(6, 0))

@@ -9,7 +9,12 @@ import pytest
 from home_energy.errors import ConfigError
 from kiosk.browser import CHROMIUM_KIOSK_FLAGS
 from kiosk.settings import (
-    DEFAULT_HEALTH_TIMEOUT_S, Session, build_parser, detect_session, load_settings, normalise_url,
+    DEFAULT_HEALTH_TIMEOUT_S,
+    Session,
+    build_parser,
+    detect_session,
+    load_settings,
+    normalise_url,
 )
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from datetime import time as time_of_day
 
 import pytest
@@ -21,8 +21,8 @@ from kiosk.settings import KioskSettings, Session
 from kiosk.supervisor import Supervisor
 
 WAYLAND = Session("wayland", None, "wayland-0")
-DAY = datetime(2026, 1, 15, 2, 0, tzinfo=timezone.utc)  # 12:00 in Brisbane
-NIGHT = datetime(2026, 1, 15, 12, 30, tzinfo=timezone.utc)  # 22:30 in Brisbane
+DAY = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)  # 12:00 in Brisbane
+NIGHT = datetime(2026, 1, 15, 12, 30, tzinfo=UTC)  # 22:30 in Brisbane
 EXIT_AT_ONCE = "raise SystemExit(3)"
 RUN_LONG = "import time; time.sleep(60)"
 # Answers like Chromium whose page renderer was killed: reads the launcher's first command from
@@ -59,7 +59,8 @@ class StandInBrowser:
         return process
 
     def profiles(self) -> list[str]:
-        return [re.sub("^--user-data-dir=", "", a) for c in self.commands for a in c if a.startswith("--user-data-dir=")]
+        flag = "--user-data-dir="
+        return [re.sub(f"^{flag}", "", a) for c in self.commands for a in c if a.startswith(flag)]
 
 
 class Commands:

@@ -104,7 +104,8 @@ def _launcher(tmp_path: Path, port: int, close_first: bool) -> tuple[subprocess.
     (fake_dir / "webview.py").write_text(FAKE_MODULE, encoding="utf-8")
     record = tmp_path / "record.jsonl"
     record.touch()
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY") and not k.startswith("KIOSK_")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY") and not k.startswith("KIOSK_")}
     env.update(PYTHONPATH=os.pathsep.join([str(fake_dir), *filter(None, [os.environ.get("PYTHONPATH")])]),
                FAKE_WEBVIEW_RECORD=str(record), FAKE_WEBVIEW_CLOSE_FIRST="1" if close_first else "0",
                XDG_RUNTIME_DIR=str(tmp_path))

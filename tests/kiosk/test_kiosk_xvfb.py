@@ -16,13 +16,22 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import pytest
 from kiosk_helpers import (
-    capture_root, decode_png, end_group, free_port, kill_pids, matching_fraction, pids_mentioning, pids_with_argument,
-    viewable_windows, x_env,
+    capture_root,
+    decode_png,
+    end_group,
+    free_port,
+    kill_pids,
+    matching_fraction,
+    pids_mentioning,
+    pids_with_argument,
+    viewable_windows,
+    x_env,
 )
 
 pytestmark = [pytest.mark.xvfb, pytest.mark.browser]

@@ -4,20 +4,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 
 from home_energy.clock import nem_day_start
 from home_energy.collector import Collector
-from home_energy.store import open_writer
 from home_energy.sources.fronius import FroniusSource
 from home_energy.sources.shelly import ShellySource
+from home_energy.store import open_writer
 from tests.fake_meters import FakeFronius, load_fixture
 from tests.meter.helpers import seed_amber_day, seed_prices
 
-NOW = datetime(2026, 11, 23, 1, 0, 5, tzinfo=timezone.utc)  # 11:00 NEM time
+NOW = datetime(2026, 11, 23, 1, 0, 5, tzinfo=UTC)  # 11:00 NEM time
 DAY_START = nem_day_start(NOW.date())
 LIVE_KEYS = ["at", "age_seconds", "grid_w", "solar_w", "battery_w", "battery_soc_percent", "load_w",
              "cost_cents_per_hour", "source"]

@@ -8,9 +8,9 @@ import pytest
 from freezegun import freeze_time
 
 from home_energy.collector import Collector, counter_step, integrate_grid
-from home_energy.store import open_writer
 from home_energy.sources.fronius import FroniusSource
 from home_energy.sources.shelly import ShellySource
+from home_energy.store import open_writer
 
 NOW = "2026-11-23T01:00:05Z"
 

@@ -62,7 +62,8 @@ def test_fronius_gen24_load_is_minus_p_load_not_the_sum_of_dc_pv_and_grid():
 
 def test_fronius_battery_signs_and_soc():
     values = parse_power_flow(load_fixture(GEN24_BATTERY))
-    assert values["battery_w"] == pytest.approx(0.159, abs=0.001) and values["battery_soc_percent"] == pytest.approx(4.6)
+    assert values["battery_w"] == pytest.approx(0.159, abs=0.001)
+    assert values["battery_soc_percent"] == pytest.approx(4.6)
     charging = parse_power_flow(flow(GEN24_BATTERY, P_Akku=-2000.0, P_PV=5000.0, P_Grid=-500.0, P_Load=-2500.0))
     assert charging["battery_w"] == -2000.0 and charging["grid_w"] == -500.0
     discharging = parse_power_flow(flow(GEN24_BATTERY, P_Akku=1500.0, P_PV=None, P_Grid=100.0, P_Load=-1600.0))

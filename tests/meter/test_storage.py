@@ -1,17 +1,16 @@
 """Meter storage: packed hours round-trip exactly, compaction keeps every figure, size per year."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 
 from home_energy.collector import Collector
-from home_energy.store import open_writer
 from home_energy.meter_format import NULL_VALUE, pack_hour, unpack_hour
 from home_energy.queries import meter_minutes
 from home_energy.sources.shelly import ShellySource
-from home_energy.store import compact_meter, prune_meter
+from home_energy.store import compact_meter, open_writer, prune_meter
 from tests.meter.helpers import seed_prices
 
 HOUR = 1_795_000_000 - 1_795_000_000 % 3600
@@ -39,7 +38,7 @@ def test_compaction_keeps_every_figure_and_today_reads_both_tables(make_config, 
             frozen.tick(timedelta(seconds=60))
         collector.close()
         conn = open_writer(config.sqlite_path)
-        seed_prices(conn, [("general", datetime(2026, 11, 19, 14, 0, tzinfo=timezone.utc), 24 * 60, 25.0)])
+        seed_prices(conn, [("general", datetime(2026, 11, 19, 14, 0, tzinfo=UTC), 24 * 60, 25.0)])
         low, high = 1_700_000_000, 1_900_000_000
         before = meter_minutes(conn, low, high)
         client = app_for(config).test_client()

@@ -215,7 +215,7 @@ class BootedSystem:
         waits = []
         if realtime:
             at = datetime.datetime.strptime(realtime.rsplit(" ", 1)[0], "%a %Y-%m-%d %H:%M:%S")
-            waits.append(at.replace(tzinfo=datetime.timezone.utc).timestamp() - time.time())
+            waits.append(at.replace(tzinfo=datetime.UTC).timestamp() - time.time())
         if monotonic and monotonic != "0":
             # A time span such as "27min 38.142578s" on CLOCK_MONOTONIC, which this process shares.
             units = {"d": 86400, "h": 3600, "min": 60, "s": 1, "ms": 1e-3, "us": 1e-6}

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from pi_harness import PI, REPO
 
 UNIT_DIR = Path("etc/systemd/system")

@@ -6,7 +6,7 @@ go negative, and once the clock is right again the sync must go back to fetching
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -15,7 +15,7 @@ import tests.fake_amber as fake_module
 from home_energy.sync import run_sync
 from tests.reliability.helpers import table_rows
 
-TRUE_NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc)
+TRUE_NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC)
 JUMPS = (timedelta(days=5 * 365), -timedelta(days=5 * 365), timedelta(days=40 * 365), -timedelta(days=30 * 365))
 AGES = ("cache_age_seconds", "price_age_seconds", "usage_age_seconds")
 

@@ -66,7 +66,8 @@ def test_next_sync_moves_a_damaged_cache_aside_and_rebuilds(damage, demo_config,
     aside = list(demo_config.sqlite_path.parent.glob("cache.sqlite.corrupt-*"))
     aside_main = [p for p in aside if not p.name.endswith(("-wal", "-shm"))]
     assert len(aside_main) == 1 and aside_main[0].read_bytes() == bad  # kept, untouched, for inspection
-    moved = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "moved it aside" in r.getMessage()]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    moved = [message for message in errors if "moved it aside" in message]
     assert len(moved) == 1 and aside_main[0].name in moved[0]
     assert moved[0].count(str(demo_config.sqlite_path)) == 1 and "\n" not in moved[0]
     assert integrity(demo_config.sqlite_path) == "ok"

@@ -2,10 +2,11 @@
 
 A raw socket server speaks just enough of the Amber API to misbehave in each way below on
 /prices/current (the first call of a run once the sites are cached). Every case runs the real
-`home-energy sync` in its own process (its clock pinned through the clock seam), all cases at once, each on a copy of the same good
-cache. For each: the contract exit code, wall time within 60 s, peak RSS within 150 MB (of the
-largest child, measured from outside), no traceback, the cached data byte-identical, health
-showing the failed run, the token nowhere, and every endpoint answering strict JSON afterwards.
+`home-energy sync` in its own process (its clock pinned through the clock seam), all cases at
+once, each on a copy of the same good cache. For each: the contract exit code, wall time within
+60 s, peak RSS within 150 MB (of the sync process, measured from outside), no traceback, the
+cached data byte-identical, health showing the failed run, the token nowhere, and every endpoint
+answering strict JSON afterwards.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from freezegun import freeze_time
@@ -31,7 +32,7 @@ from tests.reliability.helpers import DATA_TABLES, cli_env, fingerprint, pinned_
 RUN_LIMIT_S = 60
 RSS_LIMIT_MB = 150
 TRICKLE_EVERY_S = 2.0
-NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc)  # every process's clock (the clock seam)
+NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC)  # every process's clock (the clock seam)
 # Runs a command and writes its peak RSS (kB) to a file: RUSAGE_CHILDREN of the test process
 # itself would also count every child the suite started before.
 PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "

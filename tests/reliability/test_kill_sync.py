@@ -1,27 +1,26 @@
 """kill -9 of `home-energy sync` at random moments: the cache is never damaged nor half-written.
 
-Each round copies the cache aside (the state before), runs the real CLI sync against the fake
-Amber (a 30-minute site, general and feed-in) with the clock pinned an hour and a second later than the round before (so every sync
-fetches prices, usage and roll-ups and writes a new state), and kills it after a random delay
-drawn over the whole run. Afterwards `PRAGMA integrity_check` must say `ok` and the cache must
-be exactly the state before, or exactly the state that the same sync produces when left to
-finish (computed on the copy, in-process, with the same pinned clock). "State" is the data and
-the meta the sync keeps; the runs table is left out, since a run is recorded as started before
-it fetches (a killed one then shows as `interrupted`).
+Each round copies the cache aside (the state before), runs the real CLI sync against the fake Amber
+(a 30-minute site, general and feed-in) with the clock pinned an hour and a second later than the
+round before (so every sync fetches prices, usage and roll-ups and writes a new state), and kills
+it after a random delay drawn over the whole run. Afterwards `PRAGMA integrity_check` must say `ok`
+and the cache must be exactly the state before, or exactly the state that the same sync produces
+when left to finish (computed on the copy, in-process, with the same pinned clock). "State" is the
+data and the meta the sync keeps; the runs table is left out, since a run is recorded as started
+before it fetches (a killed one then shows as `interrupted`).
 """
 from __future__ import annotations
 
 import random
 import select
 import signal
-import statistics
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 import home_energy.amber as amber_module
 import home_energy.clock as clock_module
@@ -106,7 +105,7 @@ def test_kill_9_at_random_moments_leaves_the_old_or_the_new_state(tmp_path, monk
     cache = tmp_path / "cache.sqlite"
     shadow = tmp_path / "shadow" / "cache.sqlite"
     shadow.parent.mkdir()
-    pinned = {"now": datetime(2026, 11, 18, 1, 7, 30, tzinfo=timezone.utc)}  # a fixed day: no test reads the date
+    pinned = {"now": datetime(2026, 11, 18, 1, 7, 30, tzinfo=UTC)}  # a fixed day: no test reads the date
     # The fake answers for the pinned time too, so a round's answers do not depend on the wall clock.
     monkeypatch.setattr(fake_module, "now_utc", lambda: pinned["now"])
     for module in (clock_module, store_module, sync_module, amber_module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ from home_energy.web import create_app
 from tests.fake_amber import site
 from tests.reliability.helpers import DATA_TABLES, PayloadUpstream, table_rows
 
-NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=timezone.utc)  # 11:07:30 NEM
-CURRENT_START = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
-USAGE_DAY = datetime(2026, 11, 21, 14, 0, tzinfo=timezone.utc)  # NEM 2026-11-22 00:00
+NOW = datetime(2026, 11, 23, 1, 7, 30, tzinfo=UTC)  # 11:07:30 NEM
+CURRENT_START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+USAGE_DAY = datetime(2026, 11, 21, 14, 0, tzinfo=UTC)  # NEM 2026-11-22 00:00
 SLOT = timedelta(minutes=30)
 VALID_EXAMPLES = 25
 INVALID_EXAMPLES = 40

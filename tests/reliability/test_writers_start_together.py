@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
 
 from home_energy import store
 from home_energy.demo import DEMO_SITE_ID
@@ -21,7 +20,7 @@ from tests.reliability.helpers import cli_env, integrity, pinned_cli
 
 TRIALS = 20
 ROWS = 100_000
-NOW = datetime(2026, 12, 1, 0, 4, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 0, 4, 30, tzinfo=UTC)
 WRITERS = (["init-db"], ["sync"], ["init-db"], ["sync"])
 
 
