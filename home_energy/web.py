@@ -251,6 +251,7 @@ def get_db() -> sqlite3.Connection:
 def _drop_reader() -> None:
     conn = getattr(_readers, "conn", None)
     _readers.conn = _readers.identity = None
+    _readers.answers = {}
     if conn is not None:
         conn.close()
 
@@ -324,8 +325,10 @@ def _date_arg(name: str) -> date | None:
 def health():
     _only()
     cfg = settings()
-    body = queries.health(get_db(), now_utc(), cfg.stale_after_seconds, cfg.mode, current_app.config["VERSION"])
-    return jsonify(body)
+    conn, now, version = get_db(), now_utc(), current_app.config["VERSION"]
+    # Its ages count whole seconds, so within one second and with no write it cannot change.
+    key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version)
+    return _fresh_json(conn, "health", key, lambda: queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, version))
 
 
 @api.get("/current")
@@ -388,7 +391,35 @@ def usage():
         raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
     if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
         raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
-    return jsonify(queries.usage(get_db(), start, end, intervals=with_intervals))
+    conn = get_db()
+    return _fresh_json(conn, "usage", (start, end, with_intervals),
+                       lambda: queries.usage(conn, start, end, intervals=with_intervals))
+
+
+def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
+    """The answer `build()` gives for `key`, kept by this server thread until the cache is written.
+
+    SQLite's `PRAGMA data_version` changes when any other connection commits, so a kept answer
+    is exactly what `build()` would give now. One answer per name and thread: a repeated request
+    (every screen's poll, a script asking for the same week) costs one pragma, not the rows.
+    """
+    full = (conn.execute("PRAGMA data_version").fetchone()[0], *key)
+    answers = _readers.answers
+    kept = answers.get(name)
+    if kept is None or kept[0] != full:
+        kept = [full, current_app.json.dumps(build()).encode(), None]
+        answers[name] = kept
+    body = kept[1]
+    zipped = len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")
+    if zipped:
+        if kept[2] is None:
+            kept[2] = gzip.compress(body, compresslevel=5, mtime=0)
+        body = kept[2]
+    response = current_app.response_class(body, mimetype="application/json")
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
+    return response
 
 
 @api.get("/summary")
