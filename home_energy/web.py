@@ -439,4 +439,17 @@ def index():
         "night_end": cfg.night_end,
         "version": current_app.config["VERSION"],
     }
-    return render_template("index.html", display=display)
+    # The page depends only on the settings and the version, fixed for the app's life: render
+    # and gzip it once per (settings, version) rather than on every load.
+    key = tuple(display.values())
+    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    pages = current_app.extensions.setdefault("home_energy_pages", {})
+    kept = pages.get(key)
+    if kept is None:
+        html = render_template("index.html", display=display).encode()
+        kept = pages[key] = (html, gzip.compress(html, compresslevel=9, mtime=0))
+    response = current_app.response_class(kept[1] if zipped else kept[0], mimetype="text/html")
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response
