@@ -74,7 +74,8 @@ def timed(app: Any, records: list[tuple[str, float, float, float]]) -> Any:
         began = time.perf_counter()
         body = app(environ, start_response)
         returned = time.perf_counter()
-        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         return _TimedBody(body, lambda: records.append(
             (path, queue_s, returned - began, time.perf_counter() - returned)))
 
@@ -210,8 +211,7 @@ def measure_phases(sqlite_path: Path, days: int, paths: list[str], work: Path) -
     records = json.loads(out.read_text())
     found = []
     for path, client in clients.items():
-        route = path.split("?")[0]
-        mine = [r for r in records if r[0] == route]
+        mine = [r for r in records if r[0] == path]
         found.append(Phases(
             path=path, requests=client.requests, client_p50_ms=client.p50_ms, client_p99_ms=client.p99_ms,
             queue_p50_ms=_percentile_ms([r[1] for r in mine], 0.5), queue_p99_ms=_percentile_ms([r[1] for r in mine], 0.99),

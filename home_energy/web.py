@@ -251,6 +251,7 @@ def get_db() -> sqlite3.Connection:
 def _drop_reader() -> None:
     conn = getattr(_readers, "conn", None)
     _readers.conn = _readers.identity = None
+    _readers.answers = {}
     if conn is not None:
         conn.close()
 
@@ -323,11 +324,18 @@ def _date_arg(name: str) -> date | None:
 @api.get("/health")
 def health():
     _only()
-    cfg, conn, now = settings(), get_db(), now_utc()
-    body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, current_app.config["VERSION"])
-    if cfg.meter is not None:
-        body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
-    return jsonify(body)
+    cfg = settings()
+    conn, now, version = get_db(), now_utc(), current_app.config["VERSION"]
+
+    def build() -> dict[str, Any]:
+        body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, version)
+        if cfg.meter is not None:
+            body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
+        return body
+
+    # Its ages count whole seconds, so within one second and with no write it cannot change.
+    key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version, cfg.meter)
+    return _fresh_json(conn, "health", key, build)
 
 
 @api.get("/current")
@@ -390,7 +398,35 @@ def usage():
         raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
     if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
         raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
-    return jsonify(queries.usage(get_db(), start, end, intervals=with_intervals))
+    conn = get_db()
+    return _fresh_json(conn, "usage", (start, end, with_intervals),
+                       lambda: queries.usage(conn, start, end, intervals=with_intervals))
+
+
+def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
+    """The answer `build()` gives for `key`, kept by this server thread until the cache is written.
+
+    SQLite's `PRAGMA data_version` changes when any other connection commits, so a kept answer
+    is exactly what `build()` would give now. One answer per name and thread: a repeated request
+    (every screen's poll, a script asking for the same week) costs one pragma, not the rows.
+    """
+    full = (conn.execute("PRAGMA data_version").fetchone()[0], *key)
+    answers = _readers.answers
+    kept = answers.get(name)
+    if kept is None or kept[0] != full:
+        kept = [full, current_app.json.dumps(build()).encode(), None]
+        answers[name] = kept
+    body = kept[1]
+    zipped = len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")
+    if zipped:
+        if kept[2] is None:
+            kept[2] = gzip.compress(body, compresslevel=5, mtime=0)
+        body = kept[2]
+    response = current_app.response_class(body, mimetype="application/json")
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
+    return response
 
 
 @api.get("/summary")
@@ -411,7 +447,20 @@ def index():
         "night_end": cfg.night_end,
         "version": current_app.config["VERSION"],
     }
-    return render_template("index.html", display=display)
+    # The page depends only on the settings and the version, fixed for the app's life: render
+    # and gzip it once per (settings, version) rather than on every load.
+    key = tuple(display.values())
+    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    pages = current_app.extensions.setdefault("home_energy_pages", {})
+    kept = pages.get(key)
+    if kept is None:
+        html = render_template("index.html", display=display).encode()
+        kept = pages[key] = (html, gzip.compress(html, compresslevel=9, mtime=0))
+    response = current_app.response_class(kept[1] if zipped else kept[0], mimetype="text/html")
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response
 
 
 # --- The home's meter (written by the collector; read here from the cache only) --------------

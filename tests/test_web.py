@@ -276,3 +276,16 @@ def test_versioned_static_files_are_gzipped_from_memory_and_kept_a_year(demo_con
     assert again.status_code == 304 and again.data == b""
     assert client.get("/static/no-such-file.js").status_code == 404
     assert client.get("/static/../home_energy/web.py").status_code == 404
+
+
+@freeze_time("2026-11-23T01:07:30Z")
+def test_kept_answers_change_as_soon_as_the_sync_writes(amber_config, amber_client, app_for):
+    connect_writer(amber_config.sqlite_path).close()  # an empty cache
+    client = app_for(amber_config).test_client()
+    url = "/api/usage?from=2026-11-22&to=2026-11-22&intervals=1"
+    assert client.get(url).get_json()["days"] == []
+    assert client.get("/api/health").get_json()["status"] == "unknown"
+    run_sync(amber_config, amber_client())  # within the same second
+    used = client.get(url).get_json()
+    assert [d["date"] for d in used["days"]] == ["2026-11-22"] and len(used["intervals"]) > 0
+    assert client.get("/api/health").get_json()["status"] == "ok"
