@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fresh_install, report
+from . import fresh_install, meter_cost, report
 from .burst import BareServer, measure_bursts, measure_crowding, wrk_available
 from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report path (default docs/performance.md)")
     parser.add_argument("--work", type=Path, help="keep datasets and logs here instead of a temporary folder")
     parser.add_argument("--reuse", action="store_true", help="reuse datasets already seeded under --work")
-    parser.add_argument("--skip", action="append", default=[], choices=("http", "burst", "slow", "sync", "page", "where"),
-                        help="leave out a part (repeatable)")
+    parts = ("http", "burst", "slow", "sync", "page", "where", "meter")
+    parser.add_argument("--skip", action="append", default=[], choices=parts, help="leave out a part (repeatable)")
     parser.add_argument("--burst-rounds", type=int, default=3, help="alternating wrk rounds per path (default 3)")
     parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
     args = parser.parse_args(argv)
@@ -86,7 +86,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         paths = burst_paths(server_version())
         before = os.getloadavg()
         print(f"bursts with wrk on {largest.days} days, {args.burst_rounds} alternating rounds:", flush=True)
-        with BareServer(work / "bare.log") as bare, Server(largest.path, largest.days, work / "serve-burst.log") as server:
+        server = Server(largest.path, largest.days, work / "serve-burst.log")
+        with BareServer(work / "bare.log") as bare, server:
             bursts = tuple(measure_bursts(server.port, bare.port, paths, rounds=args.burst_rounds,
                                           progress=lambda s: print(s, flush=True)))
             crowding = tuple(measure_crowding(server.port, heavy, probe) for heavy in HEAVY_PATHS
@@ -137,6 +138,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     )
     report.write(results, args.out)
     fresh_install.measure_and_report(args.out, work)
+    if "meter" not in args.skip:  # last: it writes meter rows into the largest dataset
+        cost = meter_cost.measure_meter(work / "meter", dataset=largest.path)
+        fresh_install.write_section(args.out, "\n".join(meter_cost.markdown(cost)))
     verdicts = report.verdicts(results)
     missed = [v for v in verdicts if v.passed is False]
     for v in verdicts:

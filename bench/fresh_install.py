@@ -94,13 +94,15 @@ def section(result: FreshInstall) -> str:
 
 
 def write_section(report_path: Path, text: str) -> None:
-    """Put `text` under its heading in the report: replace that section if present, else append it."""
+    """Put `text` under its heading (its first line) in the report: replace that section if present,
+    else append it."""
+    heading = text.split("\n", 1)[0]
     current = report_path.read_text() if report_path.exists() else ""
-    start = current.find(HEADING + "\n")
+    start = current.find(heading + "\n")
     if start == -1:
         updated = current.rstrip("\n") + ("\n\n" if current else "") + text
     else:
-        end = current.find("\n## ", start + len(HEADING))
+        end = current.find("\n## ", start + len(heading))
         rest = "" if end == -1 else current[end + 1:]
         updated = current[:start] + text + ("\n" + rest if rest else "")
     report_path.write_text(updated)

@@ -47,7 +47,8 @@ def bench_server(sqlite_path: Path, days: int, log_path: Path, progress=print) -
     with Server(sqlite_path, days, log_path) as server:
         time.sleep(0.5)  # let start-up allocations settle before the first reading
         rss_start = rss_mb(server.pid)
-        _lat, errors, _bytes, _wall = run_phase(server.port, list(PATHS), CONCURRENT_CLIENTS, WARMUP_REQUESTS_PER_CLIENT)
+        warm_up = run_phase(server.port, list(PATHS), CONCURRENT_CLIENTS, WARMUP_REQUESTS_PER_CLIENT)
+        errors = warm_up[1]
         if errors:
             raise RuntimeError(f"{errors} errors during warm-up on {days} days: see {log_path}")
         rss_warm = rss_mb(server.pid)

@@ -66,7 +66,8 @@ class KeepAliveClient:
         self.conn.close()
 
 
-def run_phase(port: int, paths: list[str], clients: int, requests_per_client: int) -> tuple[list[float], int, int, float]:
+def run_phase(port: int, paths: list[str], clients: int,
+              requests_per_client: int) -> tuple[list[float], int, int, float]:
     """`clients` threads each GET `paths` round-robin `requests_per_client` times, started together.
 
     Returns (latencies in seconds, errors, bytes of the last body, wall seconds).

@@ -132,7 +132,8 @@ def _burst_verdicts(results: Results) -> list[Verdict]:
                            b.p99_ratio <= TARGET_BURST_P99_RATIO and b.errors == 0))
         out.append(Verdict(f"`{_short(b.path)}` req/s at {b.connections} connections, of bare",
                            f"{b.throughput_ratio:.0%} ({b.requests_per_s:,.0f}/s)",
-                           f"≥ {TARGET_BURST_THROUGHPUT_RATIO:.0%}", b.throughput_ratio >= TARGET_BURST_THROUGHPUT_RATIO))
+                           f"≥ {TARGET_BURST_THROUGHPUT_RATIO:.0%}",
+                           b.throughput_ratio >= TARGET_BURST_THROUGHPUT_RATIO))
     health = next((b for b in at if b.path == "/api/health"), None)
     page = [b for b in at if b.path in PAGE_ENDPOINTS]
     if health is not None and page:
@@ -172,7 +173,8 @@ def _burst_lines(results: Results) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b in sorted(results.bursts, key=lambda b: (b.connections, results.bursts.index(b))):
-        lines.append(f"| `{_short(b.path)}` | {b.connections} | {b.p50_ms:.2f} | {b.p99_ms:.2f} | {b.requests_per_s:,.0f} "
+        lines.append(f"| `{_short(b.path)}` | {b.connections} | {b.p50_ms:.2f} | {b.p99_ms:.2f} | "
+                     f"{b.requests_per_s:,.0f} "
                      f"| {b.bare_p50_ms:.2f} | {b.bare_p99_ms:.2f} | {b.bare_requests_per_s:,.0f} | "
                      f"{b.p99_ratio:.2f} | {b.throughput_ratio:.0%} | {b.errors} |")
     return lines
@@ -184,7 +186,8 @@ def _crowding_lines(results: Results) -> list[str]:
     lines = ["", "### Heavy answers beside the page's endpoints", "",
              "One connection asks a page endpoint, first alone and then while 8 connections ask for the",
              "heaviest answers the API gives (a week of 5-minute usage intervals; 93 days of day totals).",
-             "", "| heavy path (8 connections) | its req/s | probe | probe p50 / p99 ms alone | probe p50 / p99 ms beside it |",
+             "", "| heavy path (8 connections) | its req/s | probe | probe p50 / p99 ms alone "
+             "| probe p50 / p99 ms beside it |",
              "|---|---|---|---|---|"]
     for c in results.crowding:
         lines.append(f"| `{c.heavy_path}` | {c.heavy_requests_per_s:,.0f} | `{c.probe_path}` | "
@@ -263,7 +266,8 @@ def _phase_lines(results: Results) -> list[str]:
     else:
         top = ", ".join(f"`{name}` {share:.0f} %" for name, share in gil.top)
         lines += ["", f"py-spy, sampling the GIL holder during a burst of `{gil.path}`: some thread held the GIL "
-                  f"{gil.gil_busy_percent:.0f} % of the time; of those samples {gil.event_loop_percent:.0f} % were in the "
+                  f"{gil.gil_busy_percent:.0f} % of the time; of those samples {gil.event_loop_percent:.0f} % "
+                  "were in the "
                   f"event-loop thread. Most frequent: {top}."]
     return lines
 
@@ -279,7 +283,8 @@ def _slow_lines(results: Results) -> list[str]:
         "The server holds up to 500 connections on poll() and closes any whose request head has not",
         "arrived within 10 s of its first byte (home_energy/server.py).",
         "",
-        "| tricklers | probes | unanswered | health median ms | health slowest ms | tricklers closed by the server | observed s |",
+        "| tricklers | probes | unanswered | health median ms | health slowest ms "
+        "| tricklers closed by the server | observed s |",
         "|---|---|---|---|---|---|---|",
         f"| {slow.tricklers} | {slow.probes} | {slow.failed_probes} | {slow.health_median_ms:.1f} | "
         f"{slow.health_max_ms:.1f} | {slow.closed_by_server} | {slow.observed_s:.0f} |",
@@ -342,7 +347,8 @@ def render(results: Results) -> str:
               "VmRSS of the server process from /proc: after start (before any API request), after a warm-up of",
               "every path, and after a mixed load of every path with 8 clients until 10,000 requests had been",
               "served since the warm-up. Checkpoints: requests served → RSS.", "",
-              "| days | start MB | warm-up MB | after MB | growth MB | peak (VmHWM) MB | requests | errors | checkpoints |",
+              "| days | start MB | warm-up MB | after MB | growth MB | peak (VmHWM) MB | requests | errors "
+              "| checkpoints |",
               "|---|---|---|---|---|---|---|---|---|"]
     for run in results.servers:
         points = ", ".join(f"{n:,}→{mb:.1f}" for n, mb in run.checkpoints)
@@ -370,7 +376,8 @@ def render(results: Results) -> str:
               "then one demo sync), its WAL checkpointed into the file before measuring.", "",
               "| days | rows | size MB | KB per day of retention | seed time s |", "|---|---|---|---|---|"]
     for d in results.datasets:
-        lines.append(f"| {d.days} | {d.rows:,} | {d.size_bytes / 1e6:.1f} | {d.bytes_per_day / 1000:.0f} | {d.seed_s:.1f} |")
+        lines.append(f"| {d.days} | {d.rows:,} | {d.size_bytes / 1e6:.1f} | {d.bytes_per_day / 1000:.0f} "
+                     f"| {d.seed_s:.1f} |")
 
     lines += ["", "## The page in Chromium", ""]
     page = results.page
@@ -393,7 +400,8 @@ def render(results: Results) -> str:
                   "(execute and fetch), beside SQLite's query plan. What is not SQL is Python: routing, building",
                   "and serialising the JSON; the last column is where that goes, from cProfile (own time per",
                   "request under the profiler, which inflates Python more than C: compare shares, not sums).", "",
-                  "| path | request ms | of it SQL ms | slowest statements (ms per request: plan) | top functions (own ms) |",
+                  "| path | request ms | of it SQL ms | slowest statements (ms per request: plan) "
+                  "| top functions (own ms) |",
                   "|---|---|---|---|---|"]
         for b in results.breakdown:
             shown = "<br>".join(f"{s.ms_per_request:.2f}: `{s.sql[:110]}{'…' if len(s.sql) > 110 else ''}` — {s.plan}"

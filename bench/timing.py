@@ -214,10 +214,12 @@ def measure_phases(sqlite_path: Path, days: int, paths: list[str], work: Path) -
         mine = [r for r in records if r[0] == path]
         found.append(Phases(
             path=path, requests=client.requests, client_p50_ms=client.p50_ms, client_p99_ms=client.p99_ms,
-            queue_p50_ms=_percentile_ms([r[1] for r in mine], 0.5), queue_p99_ms=_percentile_ms([r[1] for r in mine], 0.99),
+            queue_p50_ms=_percentile_ms([r[1] for r in mine], 0.5),
+            queue_p99_ms=_percentile_ms([r[1] for r in mine], 0.99),
             handler_p50_ms=_percentile_ms([r[2] for r in mine], 0.5),
             handler_p99_ms=_percentile_ms([r[2] for r in mine], 0.99),
-            send_p50_ms=_percentile_ms([r[3] for r in mine], 0.5), send_p99_ms=_percentile_ms([r[3] for r in mine], 0.99),
+            send_p50_ms=_percentile_ms([r[3] for r in mine], 0.5),
+            send_p99_ms=_percentile_ms([r[3] for r in mine], 0.99),
         ))
     return found, gil
 

@@ -280,7 +280,7 @@ def test_versioned_static_files_are_gzipped_from_memory_and_kept_a_year(demo_con
 
 @freeze_time("2026-11-23T01:07:30Z")
 def test_kept_answers_change_as_soon_as_the_sync_writes(amber_config, amber_client, app_for):
-    connect_writer(amber_config.sqlite_path).close()  # an empty cache
+    init_cache(amber_config.sqlite_path)  # an empty cache
     client = app_for(amber_config).test_client()
     url = "/api/usage?from=2026-11-22&to=2026-11-22&intervals=1"
     assert client.get(url).get_json()["days"] == []
