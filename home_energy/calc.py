@@ -98,7 +98,9 @@ def sync_problem(outcome: str | None, error: str | None, has_prices: bool) -> st
     `outcome` is the sync's own class of the failure (configerror, dataerror, tempfail); within a
     class the error line tells token from site and rate limit from outage. None when all is well.
     """
-    if outcome is None or outcome in ("ok", "partial"):
+    if outcome is None or outcome in ("ok", "partial", "interrupted"):
+        # An interrupted run (killed, a power cut) needs nobody: the next one follows within
+        # minutes, and if none does, the page's own "no new prices since" notice says so.
         return None if has_prices else "first_sync_pending"
     text = (error or "").lower()
     if outcome == "configerror":

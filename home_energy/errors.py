@@ -74,6 +74,13 @@ class CacheTooNewError(CacheUnreadableError):
     exit_code = EX_CONFIG
 
 
+class CacheSchemaError(CacheUnreadableError):
+    """The file says it is at this program's schema but lacks tables: something else changed it.
+    SQLite sees nothing wrong, so it is not moved aside; a person decides."""
+
+    exit_code = EX_CONFIG
+
+
 class CachePermissionError(CacheUnreadableError):
     """The cache file or its folder cannot be opened or written by this user."""
 

@@ -50,7 +50,7 @@ from .clock import now_utc
 from .errors import (
     CacheBusyError,
     CacheCorruptError,
-    CachePermissionError,
+    CacheSchemaError,
     CacheTooNewError,
     HomeEnergyError,
 )
@@ -285,7 +285,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     if missing:
         conn.close()
         # SQLite sees nothing wrong, so the file is not thrown away: a person decides.
-        raise CachePermissionError(
+        raise CacheSchemaError(
             f"cache {path} is at schema {SCHEMA_VERSION} but has no {', '.join(missing)} table: "
             "something else changed it; move it aside to start a new cache"
         )

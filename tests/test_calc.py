@@ -93,6 +93,8 @@ def test_actual_and_current_prices_and_the_aemo_setting_use_per_kwh():
         (None, None, True, None),
         ("ok", None, True, None),
         ("partial", "Amber usage failed", True, None),
+        ("interrupted", "the previous sync stopped before it finished (killed, or the power went)", True, None),
+        ("interrupted", "the sync started but did not finish", False, "first_sync_pending"),
         ("configerror", "Amber refused the token (401): check AMBER_TOKEN", True, "token_refused"),
         ("configerror", "Amber refused the token (403): check AMBER_TOKEN", False, "token_refused"),
         ("configerror", "Amber has no such site (404 on prices): check AMBER_SITE_ID", True, "site_missing"),

@@ -163,3 +163,20 @@ def test_migrations_are_safe_to_run_twice(tmp_path):
             for statement in store._statements(script):
                 conn.execute(statement)
     conn.close()
+
+
+def test_a_cache_missing_a_table_at_the_current_schema_is_exit_78_and_kept(tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    store.init_cache(cache)
+    conn = sqlite3.connect(cache)
+    conn.execute("DROP TABLE daily_usage")
+    conn.commit()
+    conn.close()
+    before = cache.read_bytes()
+    env = {**os.environ, "SQLITE_PATH": str(cache)}
+    env.pop("AMBER_TOKEN", None)
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "sync"], env=env, capture_output=True,
+                            text=True, cwd=PACKAGE.parent, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.count("\n") == 1 and "daily_usage" in result.stderr and "Traceback" not in result.stderr
+    assert cache.read_bytes() == before and list(tmp_path.glob("*.corrupt-*")) == []
