@@ -366,7 +366,7 @@ def _cached_json(key: tuple, build):
     with cache.lock:
         body = cache.answers.get(key)
     if body is None:
-        body = current_app.json.dumps(build()).encode()
+        body = current_app.json.dumps(build(), separators=(",", ":")).encode()
         if zipped:
             body = gzip.compress(body, compresslevel=5, mtime=0)
         with cache.lock:
@@ -414,7 +414,7 @@ def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
     answers = _readers.answers
     kept = answers.get(name)
     if kept is None or kept[0] != full:
-        kept = [full, current_app.json.dumps(build()).encode(), None]
+        kept = [full, current_app.json.dumps(build(), separators=(",", ":")).encode(), None]
         answers[name] = kept
     body = kept[1]
     zipped = len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")

@@ -243,6 +243,12 @@ def pi(tmp_path_factory):
     base = Path("/var/tmp") / f"home-energy-live-{os.getpid()}"
     base.mkdir(mode=0o700)
     system = BootedSystem(base, _free_port())
+    # This checkout's HEAD as a bundle beside the overlay, written before the boot: the checkout
+    # itself may live where the namespace cannot see it (its /tmp is a fresh tmpfs).
+    bundle = base / "head.bundle"
+    subprocess.run(["git", "-C", str(REPO), "bundle", "create", "-q", str(bundle), "HEAD"], check=True,
+                   capture_output=True, timeout=120)
+    bundle.chmod(0o644)
     try:
         system.boot()
         if system.run("sh", "-c", "command -v sudo", check=False).returncode != 0:
@@ -253,7 +259,7 @@ def pi(tmp_path_factory):
                   "chmod 0440 /etc/sudoers.d/010_pi-nopasswd")
         system.sh(f"cat >/usr/local/sbin/cgroup-peak <<'EOF'\n{CGROUP_PEAK}EOF\nchmod 0755 /usr/local/sbin/cgroup-peak")
         # The origin holds this checkout's HEAD as main; pi clones it as on a fresh Pi.
-        system.sh(f"git init -q --bare {ORIGIN} && git -C {REPO} push -q {ORIGIN} HEAD:refs/heads/main && "
+        system.sh(f"git init -q --bare {ORIGIN} && git -C {ORIGIN} fetch -q {bundle} HEAD:refs/heads/main && "
                   f"git -C {ORIGIN} symbolic-ref HEAD refs/heads/main && chown -R pi:pi {ORIGIN} && "
                   f"install -d -o pi -g pi {CHECKOUT}")
         system.run("git", "clone", "-q", "--no-local", ORIGIN, CHECKOUT, user="pi")
