@@ -418,18 +418,6 @@ def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[tuple]:
     return rows
 
 
-def today_cache_key(conn: sqlite3.Connection, day: date, source: str | None) -> tuple:
-    """Two /api/today requests with the same key get the same answer: the same collector write,
-    the same price fetch and the same sync (usage), for the same day and meter."""
-    sid = site_id(conn)
-    written = None
-    if _meter_tables(conn):
-        row = conn.execute("SELECT updated_at FROM meter_state WHERE id = 1").fetchone()
-        written = None if row is None else row[0]
-    return (day, source, written, int_meta(conn, f"prices_fetched_at:{sid}"), int_meta(conn, "last_success_at"),
-            int_meta(conn, f"usage_newest_end:{sid}"))
-
-
 def _energy_buckets(conn: sqlite3.Connection, low: int, high: int) -> dict[int, list[float]]:
     """Energy per 5-minute bucket in [low, high): {bucket: [import Wh, export Wh, first minute, last minute]}.
 

@@ -483,17 +483,5 @@ def today():
         raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
     conn, source = get_db(), settings().meter
     # Every screen asks every 10 s and the answer changes only when the collector or the sync
-    # writes: keep the last one.
-    key = queries.today_cache_key(conn, day, source)
-    last = current_app.extensions.setdefault("home_energy_today", {})
-    with _today_lock:
-        body = last.get(key)
-    if body is None:
-        body = queries.today(conn, now, source, day)
-        with _today_lock:
-            last.clear()
-            last[key] = body
-    return jsonify(body)
-
-
-_today_lock = threading.Lock()
+    # writes: keep the last one until the cache is written.
+    return _fresh_json(conn, "today", (day, source), lambda: queries.today(conn, now, source, day))
