@@ -114,9 +114,7 @@ def cmd_run(config: Config, _args: argparse.Namespace) -> int:
 
 def _with_collector(config: Config, start_scheduler):
     """Start the meter collector (when METER is set), then the schedule; one cleanup stops both.
-
-    The collector opens the cache first, so its schema is migrated before the first sync runs.
-    """
+    Both open the cache under the writer lock, so whichever comes first migrates it."""
     from .collector import start_collector
 
     started = start_collector(config)
