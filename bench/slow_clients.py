@@ -13,6 +13,8 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from home_energy.server import REQUEST_HEAD_DEADLINE_S
@@ -50,7 +52,7 @@ def _probe(port: int) -> float | None:
         conn.close()
 
 
-def _closed(sock: socket.socket) -> bool:
+def closed_by_server(sock: socket.socket) -> bool:
     sock.settimeout(0)
     try:
         return sock.recv(1) == b""
@@ -60,7 +62,9 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
-def measure_slow_clients(port: int) -> SlowClients:
+@contextmanager
+def trickling(port: int) -> Iterator[list[socket.socket]]:
+    """TRICKLERS connections, each sending REQUEST one byte every TRICKLE_EVERY_S, never finishing."""
     tricklers = [socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) for _ in range(TRICKLERS)]
     stop = threading.Event()
 
@@ -71,25 +75,30 @@ def measure_slow_clients(port: int) -> SlowClients:
                 try:
                     sock.send(REQUEST[sent:sent + 1])
                 except OSError:
-                    pass
+                    pass  # closed by the server: what its head deadline is for
             sent += 1
             stop.wait(TRICKLE_EVERY_S)
 
     sender = threading.Thread(target=trickle, daemon=True)
     sender.start()
-    took: list[float | None] = []
-    began = time.monotonic()
     try:
-        time.sleep(PROBE_EVERY_S)
-        while time.monotonic() - began < OBSERVE_S:
-            took.append(_probe(port))
-            time.sleep(PROBE_EVERY_S)
-        closed = sum(_closed(sock) for sock in tricklers)
+        yield tricklers
     finally:
         stop.set()
         sender.join(timeout=PROBE_TIMEOUT_S)
         for sock in tricklers:
             sock.close()
+
+
+def measure_slow_clients(port: int) -> SlowClients:
+    took: list[float | None] = []
+    began = time.monotonic()
+    with trickling(port) as tricklers:
+        time.sleep(PROBE_EVERY_S)
+        while time.monotonic() - began < OBSERVE_S:
+            took.append(_probe(port))
+            time.sleep(PROBE_EVERY_S)
+        closed = sum(closed_by_server(sock) for sock in tricklers)
     answered = [t for t in took if t is not None]
     return SlowClients(
         tricklers=TRICKLERS, probes=len(took), failed_probes=len(took) - len(answered),
