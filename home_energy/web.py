@@ -186,9 +186,7 @@ def _static_file(filename: str):
     if etag in request.if_none_match:
         response = current_app.response_class(status=304)
     else:
-        response = current_app.response_class(asset.gzipped if zipped else asset.body, mimetype=asset.mimetype)
-        if zipped:
-            response.headers["Content-Encoding"] = "gzip"
+        response = _body_response(asset.gzipped if zipped else asset.body, asset.mimetype, zipped)
     response.set_etag(etag)
     if asset.gzipped is not None:
         response.vary.add("Accept-Encoding")
@@ -373,7 +371,12 @@ def _cached_json(key: tuple, build):
             if len(cache.answers) >= ANSWER_CACHE_ENTRIES:
                 cache.answers.pop(next(iter(cache.answers)))
             cache.answers[key] = body
-    response = current_app.response_class(body, mimetype="application/json")
+    return _body_response(body, "application/json", zipped)
+
+
+def _body_response(body: bytes, mimetype: str, zipped: bool):
+    """A response for a body encoded ahead of time: gzipped already when `zipped`."""
+    response = current_app.response_class(body, mimetype=mimetype)
     if zipped:
         response.headers["Content-Encoding"] = "gzip"
         response.vary.add("Accept-Encoding")
@@ -422,11 +425,7 @@ def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
         if kept[2] is None:
             kept[2] = gzip.compress(body, compresslevel=5, mtime=0)
         body = kept[2]
-    response = current_app.response_class(body, mimetype="application/json")
-    if zipped:
-        response.headers["Content-Encoding"] = "gzip"
-        response.vary.add("Accept-Encoding")
-    return response
+    return _body_response(body, "application/json", zipped)
 
 
 @api.get("/summary")
@@ -456,10 +455,8 @@ def index():
     if kept is None:
         html = render_template("index.html", display=display).encode()
         kept = pages[key] = (html, gzip.compress(html, compresslevel=9, mtime=0))
-    response = current_app.response_class(kept[1] if zipped else kept[0], mimetype="text/html")
-    if zipped:
-        response.headers["Content-Encoding"] = "gzip"
-    response.vary.add("Accept-Encoding")
+    response = _body_response(kept[1] if zipped else kept[0], "text/html", zipped)
+    response.vary.add("Accept-Encoding")  # also on the plain page: a cache must not serve it to a gzip client
     return response
 
 
