@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def measure_year(work: Path, grid_only: bool) -> float:
     rng = random.Random(7)
     start = 1_790_000_000 - 1_790_000_000 % 60
 
-    def row(i: int):
+    def row(i: int) -> tuple[int | None, ...]:
         minute = start + 60 * i
         hour = (i // 60) % 24
         grid = rng.randint(-4000, 6000)
@@ -155,7 +156,7 @@ def measure_api(work: Path, dataset: Path | None = None) -> tuple[float, float, 
     return tuple(r.p99_ms for r in results)  # type: ignore[return-value]
 
 
-def measure_meter(work: Path, dataset: Path | None = None, progress=print) -> MeterCost:
+def measure_meter(work: Path, dataset: Path | None = None, progress: Callable[[str], None] = print) -> MeterCost:
     work.mkdir(parents=True, exist_ok=True)
     cpu, rss, polls = measure_collector(work)
     progress(f"meter collector: {cpu:.2f} % of one core, peak RSS {rss:.1f} MB over {polls} polls at {POLL_S} s")

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from home_energy.amber import RateLimit
+
 from .datasets import server_env
 
 REPEATS = 3
@@ -55,7 +57,7 @@ class RecordingUpstream:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls = 0
-        self.rate_limit = None
+        self.rate_limit: RateLimit | None = None
         self.answers: list[tuple[str, str]] = []
 
     def _keep(self, method: str, payload: Any) -> Any:
@@ -83,7 +85,7 @@ class ReplayUpstream:
     def __init__(self, answers: list[tuple[str, str]]) -> None:
         self.queue = {method: [text for m, text in answers if m == method] for method, _ in answers}
         self.calls = 0
-        self.rate_limit = None
+        self.rate_limit: RateLimit | None = None
 
     def _next(self, method: str) -> Any:
         remaining = self.queue.get(method)

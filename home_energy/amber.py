@@ -333,8 +333,8 @@ def read_capped(response: requests.Response, cap: int = MAX_BODY_BYTES) -> bytes
     declared = response.headers.get("Content-Length", "")
     if encoding == "identity" and declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise UpstreamDataError(f"Amber's answer is {int(declared)} bytes, above the {cap}-byte limit: refused")
-    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding)
-    if wbits is None and encoding != "identity":
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding, 0)
+    if not wbits and encoding != "identity":
         raise UpstreamDataError(f"Amber's answer uses an unsupported encoding ({encoding[:20]})")
     out = bytearray()
     inflater = zlib.decompressobj(wbits) if wbits else None

@@ -73,10 +73,6 @@ def price_status(price_age_s: int | None, stale_after_s: int) -> str:
     return "stale" if price_age_s > stale_after_s else "ok"
 
 
-# Which forecast the chart and the cheapest windows follow: Amber's own (`advancedPrice.predicted`,
-# what the Amber app shows, network and market fees included) or the AEMO-based `perKwh`.
-FORECAST_PRICES = ("amber", "aemo")
-
 # What health's `problem` may say; the page has one more of its own, `server_unreachable`.
 PROBLEMS = (
     "token_refused", "site_missing", "upstream_unreachable", "rate_limited", "invalid_data",

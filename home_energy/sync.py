@@ -144,7 +144,8 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
-        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional and str(optional), upstream),
+        record = _record(outcome, str(optional) if optional else None, upstream)
+        rows, pruned = store.write_sync(conn, run_id, plan, record,
                                         config.retention_days, started)
     except sqlite3.Error as exc:
         if db.is_corrupt(exc):

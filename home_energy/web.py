@@ -15,11 +15,14 @@ import mimetypes
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 
 from . import queries
 from .clock import NEM_TZ, now_utc
@@ -106,8 +109,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
     app.config["JSON_SORT_KEYS"] = False
-    app.json.sort_keys = False
-    app.json.compact = True
+    json_provider = cast(DefaultJSONProvider, app.json)  # the class Flask installs unless told otherwise
+    json_provider.sort_keys = False
+    json_provider.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
     app.extensions["home_energy_static"] = load_static(app.static_folder)
     if "static" in app.view_functions:
@@ -117,7 +121,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.teardown_appcontext(close_db)
 
     @app.before_request
-    def _query_is_utf8():
+    def _query_is_utf8() -> ResponseReturnValue | None:
         # Werkzeug decodes the query string strictly when a view first reads it: reject it here
         # as a 400 rather than let that decode fail as a 500.
         try:
@@ -128,7 +132,7 @@ def create_app(config: Config | None = None) -> Flask:
         return None
 
     @app.after_request
-    def _headers(response):
+    def _headers(response: Response) -> Response:
         _gzip(response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/"):
@@ -144,19 +148,19 @@ def create_app(config: Config | None = None) -> Flask:
         return response
 
     @app.errorhandler(404)
-    def _not_found(_exc):
+    def _not_found(_exc: Exception) -> ResponseReturnValue:
         if _under_api():
             return jsonify(error=f"no such endpoint: {_shown(request.path)}"), 404
         return "not found", 404
 
     @app.errorhandler(405)
-    def _not_allowed(_exc):
+    def _not_allowed(_exc: Exception) -> ResponseReturnValue:
         if _under_api():
             return jsonify(error=f"{_shown(request.method)} is not allowed on {_shown(request.path)}"), 405
         return f"{request.method} is not allowed here", 405
 
     @app.errorhandler(500)
-    def _internal_error(_exc):
+    def _internal_error(_exc: Exception) -> ResponseReturnValue:
         # Flask has already logged the exception with its trace; the client gets one line.
         if _under_api():
             return jsonify(error="internal error: see the server log"), 500
@@ -174,7 +178,7 @@ def _under_api() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def _static_file(filename: str):
+def _static_file(filename: str) -> Response:
     """A static file from memory: gzipped once at start for clients that accept it, cached long
     when its URL names the running version, and a 304 when the browser already holds it."""
     asset = current_app.extensions["home_energy_static"].get(filename)
@@ -195,7 +199,7 @@ def _static_file(filename: str):
     return response
 
 
-def _gzip(response) -> None:
+def _gzip(response: Response) -> None:
     """Compress JSON and pages for clients that accept it: a day of 5-minute prices is ~10x smaller.
 
     Level 5: within a percent of level 9's size on this JSON at a third of the CPU, which matters
@@ -260,18 +264,18 @@ def close_db(exc: BaseException | None = None) -> None:
 
 
 @api.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest):
+def _bad_request(exc: BadRequest) -> ResponseReturnValue:
     return jsonify(error=str(exc)), 400
 
 
 @api.errorhandler(HomeEnergyError)
-def _cache_error(exc: HomeEnergyError):
+def _cache_error(exc: HomeEnergyError) -> ResponseReturnValue:
     _drop_reader()
     return jsonify(error=str(exc)), 503
 
 
 @api.errorhandler(sqlite3.DatabaseError)
-def _sqlite_error(exc: sqlite3.DatabaseError):
+def _sqlite_error(exc: sqlite3.DatabaseError) -> ResponseReturnValue:
     log.error("cache read failed: %s", exc)
     _drop_reader()
     return jsonify(error=f"cache cannot be read: {exc}"), 503
@@ -320,7 +324,7 @@ def _date_arg(name: str) -> date | None:
 
 
 @api.get("/health")
-def health():
+def health() -> Response:
     _only()
     cfg = settings()
     conn, now, version = get_db(), now_utc(), current_app.config["VERSION"]
@@ -337,7 +341,7 @@ def health():
 
 
 @api.get("/current")
-def current():
+def current() -> Response:
     _only()
     conn, now = get_db(), now_utc()
     # Every interval boundary is on the 5-minute grid, so the interval holding "now", and its
@@ -346,7 +350,7 @@ def current():
 
 
 @api.get("/prices")
-def prices():
+def prices() -> Response:
     _only("hours")
     hours = _int_arg("hours", 1, MAX_HOURS)
     if hours is None:
@@ -356,7 +360,7 @@ def prices():
                         lambda: queries.prices(conn, now, hours))
 
 
-def _cached_json(key: tuple, build):
+def _cached_json(key: tuple[Any, ...], build: Callable[[], Any]) -> Response:
     """Answer from the cache when `key` was answered before, else build, encode and keep it."""
     zipped = "gzip" in request.headers.get("Accept-Encoding", "")
     key = (*key, zipped)
@@ -374,7 +378,7 @@ def _cached_json(key: tuple, build):
     return _body_response(body, "application/json", zipped)
 
 
-def _body_response(body: bytes, mimetype: str, zipped: bool):
+def _body_response(body: bytes, mimetype: str, zipped: bool) -> Response:
     """A response for a body encoded ahead of time: gzipped already when `zipped`."""
     response = current_app.response_class(body, mimetype=mimetype)
     if zipped:
@@ -384,7 +388,7 @@ def _body_response(body: bytes, mimetype: str, zipped: bool):
 
 
 @api.get("/usage")
-def usage():
+def usage() -> Response:
     _only("from", "to", "intervals")
     end = _date_arg("to")
     start = _date_arg("from")
@@ -406,7 +410,7 @@ def usage():
                        lambda: queries.usage(conn, start, end, intervals=with_intervals))
 
 
-def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
+def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Response:
     """The answer `build()` gives for `key`, kept by this server thread until the cache is written.
 
     SQLite's `PRAGMA data_version` changes when any other connection commits, so a kept answer
@@ -429,7 +433,7 @@ def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple, build):
 
 
 @api.get("/summary")
-def summary():
+def summary() -> Response:
     _only()
     conn, now, budget = get_db(), now_utc(), settings().monthly_budget
     forecast = settings().forecast_price
@@ -438,7 +442,7 @@ def summary():
 
 
 @page.get("/")
-def index():
+def index() -> Response:
     cfg = settings()
     display: dict[str, Any] = {
         "timezone": cfg.timezone,
@@ -464,14 +468,14 @@ def index():
 
 
 @api.get("/live")
-def live():
+def live() -> Response:
     _only()
     cfg = settings()
     return jsonify(queries.live(get_db(), now_utc(), cfg.meter, cfg.meter_poll_seconds))
 
 
 @api.get("/today")
-def today():
+def today() -> Response:
     _only("date")
     now = now_utc()
     this_day = now.astimezone(NEM_TZ).date()

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime
 
 from home_energy import store
+from home_energy.meter_format import FIELDS, MinuteRow, packed_minutes
 
 SITE = "01METERSITE"
 
@@ -41,3 +42,11 @@ def seed_amber_day(conn: sqlite3.Connection, day: str, day_start: datetime, gene
         conn.execute("INSERT INTO daily_usage VALUES (?, ?, 'general', ?, ?, 48)", (SITE, day, general_kwh, cost_cents))
         conn.execute("INSERT INTO daily_usage VALUES (?, ?, 'feedIn', ?, 0, 48)", (SITE, day, -feed_in_kwh))
         store.set_meta(conn, f"usage_newest_end:{SITE}", t0 + 86400)  # as the sync records it
+
+
+def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[MinuteRow]:
+    """Minute rows in [low, high) from both the recent table and the packed hours, in order."""
+    rows = [tuple(r) for r in conn.execute(
+        f"SELECT minute, {', '.join(FIELDS)} FROM meter_minutes WHERE minute >= ? AND minute < ?", (low, high))]
+    rows.extend(packed_minutes(conn, low, high))
+    return sorted(rows, key=lambda m: m[0])
