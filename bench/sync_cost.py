@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -115,11 +114,15 @@ def prepare_copy(source: Path, target: Path, scenario: str) -> None:
     if scenario == "first":
         return
     shutil.copyfile(source, target)
-    conn = sqlite3.connect(target)
+    from home_energy import store
+
+    conn = store.open_writer(target)
     try:
-        if scenario == "hourly":
-            conn.execute("DELETE FROM meta WHERE key LIKE 'usage_fetched_at:%'")
-        conn.commit()
+        if scenario == "hourly":  # usage is due: forget when it was last fetched
+            keys = [key for (key,) in conn.execute("SELECT key FROM meta WHERE key LIKE 'usage_fetched_at:%'")]
+            with store.transaction(conn):
+                for key in keys:
+                    store.set_meta(conn, key, None)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
