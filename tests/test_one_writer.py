@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from freezegun import freeze_time
 from home_energy import store
 from home_energy.errors import CacheBusyError
 from home_energy.sync import run_sync
+from tests.as_another_user import readable_copy
 
 PACKAGE = Path(__file__).resolve().parents[1] / "home_energy"
 NOW = "2026-11-23T01:07:30Z"
@@ -46,11 +49,20 @@ def test_an_unwritable_cache_folder_is_exit_78_with_one_line_and_no_traceback(tm
     env.pop("AMBER_TOKEN", None)
     command = [sys.executable, "-m", "home_energy.cli", "sync"]
     if os.geteuid() == 0:
-        # root may write anywhere: run as nobody, with the folder left owned by root.
-        tmp_path.chmod(0o755)
-        folder.chmod(0o755)
-        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PACKAGE.parent)
+        # root may write anywhere: run as nobody, with the folder left owned by root, from a copy
+        # of the code nobody can read (the checkout itself may sit in a private folder).
+        shared = Path(tempfile.mkdtemp(prefix="home-energy-nobody-"))
+        try:
+            probe_env = {**env, "SQLITE_PATH": str(shared / "probe.sqlite")}
+            command, env = readable_copy(shared, "home_energy.cli", ["sync"], probe_env)
+            env["SQLITE_PATH"] = str(folder / "cache.sqlite")
+            tmp_path.chmod(0o755)
+            folder.chmod(0o755)
+            result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=shared, timeout=60)
+        finally:
+            shutil.rmtree(shared)
+    else:
+        result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=PACKAGE.parent, timeout=60)
     assert result.returncode == 78, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(folder / "cache.sqlite") in lines[0] and "Traceback" not in result.stderr
