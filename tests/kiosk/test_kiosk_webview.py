@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from kiosk_helpers import end_group, free_port
 
 from kiosk.errors import EX_UNAVAILABLE
 from kiosk.webview_window import open_window, pick_gui, window_arguments
+from tests.kiosk.kiosk_helpers import end_group, free_port
 
 URL = "http://127.0.0.1:5050/?kiosk=1"
 
