@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from home_energy.sources.base import Reading
+from home_energy.models import Reading
 
 from .load import measure, run_phase
 from .server import Server, rss_mb

@@ -22,7 +22,7 @@ SERVED = ("/api/current", "/api/prices?hours=48", "/api/summary", "/api/usage")
 
 
 def _full_disk(monkeypatch) -> None:
-    real = store._connect
+    real = store.cache._connect
 
     def connect_writer_on_a_full_disk(path):
         conn = real(path)
@@ -30,7 +30,7 @@ def _full_disk(monkeypatch) -> None:
         conn.execute(f"PRAGMA max_page_count = {pages}")
         return conn
 
-    monkeypatch.setattr(store, "_connect", connect_writer_on_a_full_disk)
+    monkeypatch.setattr(store.cache, "_connect", connect_writer_on_a_full_disk)
 
 
 def _served_afresh(app: Any) -> dict[str, tuple[int, Any]]:
