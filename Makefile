@@ -38,6 +38,8 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP) lint
 	$(BIN)/mypy
 
+# Serial by default. PYTEST_ARGS="-n 2 --dist loadgroup" runs it on two workers; tests/conftest.py
+# keeps the browser, X, systemd and timing tests on one worker (the "exclusive" group).
 test: system-packages $(DEV_STAMP) lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -254,3 +254,14 @@ def test_the_time_scan_tells_the_wall_clock_from_a_timer(tmp_path):
 def test_the_scanned_folders_hold_python(top):
     # A folder renamed away would make the rules above pass on nothing.
     assert len(list((ROOT / top).rglob("*.py"))) >= 3, os.listdir(ROOT / top)
+
+
+def test_make_test_runs_the_type_checker_after_ruff_at_the_agreed_strictness():
+    import tomllib
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: .*\blint typecheck\b", makefile, re.M)
+    assert re.search(r"^typecheck: .*\blint\b.*\n\t\$\(BIN\)/mypy\n", makefile, re.M)
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert mypy["disallow_untyped_defs"] is True
+    assert sorted(mypy["files"]) == ["bench", "home_energy", "kiosk"]
