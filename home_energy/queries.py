@@ -256,8 +256,8 @@ def plug_prices(conn: sqlite3.Connection, now: datetime, forecast: str) -> dict[
         "general": price_slots(conn, sid, "general", t, horizon, forecast),
         "feed_in": price_slots(conn, sid, "feedIn", t, horizon, forecast),
         "spike": spike is not None and spike[0] == "spike",
-        "price_age_seconds": age_seconds(exact, int_meta(conn, f"prices_fetched_at:{sid}")),
-        "last_success_age_seconds": age_seconds(exact, int_meta(conn, "last_success_at")),
+        "prices_fetched_at": int_meta(conn, f"prices_fetched_at:{sid}"),
+        "last_success_at": int_meta(conn, "last_success_at"),
         "last_outcome": None if last is None else last["outcome"],
         "last_error": None if last is None else last["error"],
     }

@@ -35,6 +35,7 @@ from ..clock import now_utc
 from ..config import Config
 from ..db import connect_reader
 from ..errors import HomeEnergyError
+from ..fetch import Limits
 from ..store import open_writer
 from ..store import plug_writes as writes
 from .base import PLUG_LIMITS, Plug, make_plug
@@ -74,13 +75,13 @@ def _plan(text: str | None) -> Plan | None:
 
 class Controller:
     def __init__(self, config: Config, plugs: list[PlugConfig], *, dry_run: bool = False,
-                 drivers: Mapping[str, Plug] | None = None) -> None:
+                 drivers: Mapping[str, Plug] | None = None, limits: Limits = PLUG_LIMITS) -> None:
         self.config = config
         self.plugs = plugs
         self.dry_run = dry_run
         self.tz = ZoneInfo(config.timezone)
         self.drivers: dict[str, Plug] = dict(drivers) if drivers is not None else \
-            {plug.key: make_plug(plug, PLUG_LIMITS) for plug in plugs}
+            {plug.key: make_plug(plug, limits) for plug in plugs}
         self.pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plugs))),
                                        thread_name_prefix="plug")
         self.rows: dict[str, writes.PlugRow | None] = {}
@@ -110,9 +111,10 @@ class Controller:
     def market(self, now: datetime) -> Market:
         found = queries.plug_prices(self.conn, now, self.config.forecast_price)
         paid = tuple(replace(s, per_kwh=-s.per_kwh) for s in found["feed_in"])  # + = export earns
-        stale = stale_reason(found["price_age_seconds"], found["last_success_age_seconds"], found["last_outcome"],
-                             found["last_error"], self.config.stale_after_seconds)
-        return Market(int(now.timestamp()), tuple(found["general"]), paid, found["spike"], stale)
+        t = int(now.timestamp())
+        stale = stale_reason(t, found["prices_fetched_at"], found["last_success_at"], found["last_outcome"],
+                             found["last_error"], self.config.stale_after_seconds, self.tz)
+        return Market(t, tuple(found["general"]), paid, found["spike"], stale)
 
     def decide_once(self, now: datetime | None = None) -> list[Outcome]:
         """Read, decide and switch every plug that is due; returns each plug's outcome."""
@@ -148,6 +150,8 @@ class Controller:
                             ("switch", plug, (*follow, state))
                 else:
                     outcomes.append(self._switched(plug, t, context, state))
+        if not self.dry_run:
+            writes.mark_decided(self.conn, t)
         order = {plug.key: i for i, plug in enumerate(self.plugs)}
         return sorted(outcomes, key=lambda o: order[o.plug])
 

@@ -83,17 +83,22 @@ def on_off(state: bool | None) -> str:
     return "leave" if state is None else ("on" if state else "off")
 
 
-def stale_reason(price_age_s: int | None, last_ok_age_s: int | None, last_outcome: str | None,
-                 last_error: str | None, stale_after_s: int) -> str | None:
-    """Why prices may not be acted on, or None: too old, none at all, or a sync failing too long."""
-    if price_age_s is None:
+def stale_reason(now: int, fetched_at: int | None, last_ok_at: int | None, last_outcome: str | None,
+                 last_error: str | None, stale_after_s: int, tz: ZoneInfo) -> str | None:
+    """Why prices may not be acted on, or None: none at all, too old, or a sync failing too long.
+
+    Worded by the time things stopped (not by an age), so the reason stays the same sentence
+    minute after minute and is logged once."""
+    limit = f"the limit is {stale_after_s // 60} min"
+    if fetched_at is None:
         return "no prices in the cache yet"
-    if price_age_s > stale_after_s:
-        return f"prices are {price_age_s // 60} min old (the limit is {stale_after_s // 60} min)"
     failing = last_outcome not in (None, "ok", "partial", "interrupted", "running")
-    if failing and (last_ok_age_s is None or last_ok_age_s > stale_after_s):
-        detail = f": {last_error}" if last_error else ""
-        return f"the sync has been failing for over {stale_after_s // 60} min{detail}"
+    if failing and (last_ok_at is None or now - last_ok_at > stale_after_s):
+        since = "" if last_ok_at is None else f" since {hhmm(last_ok_at, tz)}"
+        detail = f": {last_error[:80]}" if last_error else ""
+        return f"the sync has been failing{since} ({limit}){detail}"
+    if now - fetched_at > stale_after_s:
+        return f"no new prices since {hhmm(fetched_at, tz)} ({limit})"
     return None
 
 

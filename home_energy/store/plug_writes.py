@@ -16,7 +16,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from .cache import transaction
+from .cache import set_meta, transaction
 
 INTERRUPTED = "the controller stopped before the plug answered; its real state is read before deciding"
 
@@ -119,3 +119,9 @@ def prune_plug_log(conn: sqlite3.Connection, cutoff: int) -> int:
 
 def plan_json(span_start: int, span_end: int, blocks: list[tuple[int, int]]) -> str:
     return json.dumps({"span_start": span_start, "span_end": span_end, "blocks": [list(b) for b in blocks]})
+
+
+def mark_decided(conn: sqlite3.Connection, at: int) -> None:
+    """The controller's heartbeat, once per round: health tells a stopped controller by it."""
+    with transaction(conn):
+        set_meta(conn, "plugs_decided_at", at)
