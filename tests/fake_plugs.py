@@ -80,6 +80,9 @@ class _FakePlug:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without this, Nagle holds the second until
+            # the client's delayed ACK, 40 ms per exchange.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from home_energy import store
 from home_energy.config import Config, load_config
@@ -56,9 +57,10 @@ def config_for(tmp_path: Path, plugs_toml: str, **env: str) -> Config:
     return load_config(env=base)
 
 
-def controller_for(config: Config, dry_run: bool = False) -> Controller:
+def controller_for(config: Config, dry_run: bool = False, **kwargs: Any) -> Controller:
     assert config.plugs_file is not None
-    return Controller(config, parse_plugs(config.plugs_file.read_text(), config.plugs_file), dry_run=dry_run)
+    return Controller(config, parse_plugs(config.plugs_file.read_text(), config.plugs_file), dry_run=dry_run,
+                      **kwargs)
 
 
 def cache(config: Config) -> sqlite3.Connection:
