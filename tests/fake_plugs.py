@@ -8,8 +8,9 @@
 Both record every command (`commands`: the states asked for, in order) and every request
 (`requests`), can be switched by hand (`press`: a person at the wall) and can misbehave:
 `slow` (answers after SLOW_S), `html` (a 200 HTML page), `401` (refuses), `impossible` (a
-state it cannot have) and `silent` (accepts the connection, never answers); `closed_port_url()`
-is a plug that is unplugged (nothing listens).
+state it cannot have), `silent` (accepts the connection, never answers) and `set_then_silent`
+(answers reads, but on a switch command switches and then never answers, as a plug does when
+the program is killed mid-command); `closed_port_url()` is a plug that is unplugged.
 """
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
-FAULTS = ("slow", "html", "401", "impossible", "silent")
+FAULTS = ("slow", "html", "401", "impossible", "silent", "set_then_silent")
 SLOW_S = 3.0  # tests give the plug exchange a shorter deadline than this
 
 
@@ -93,6 +94,11 @@ class _FakePlug:
                     fake.requests.append(self.path)
                     fault = fake.fault
                 if fault == "silent":
+                    fake.release.wait(30)
+                    return
+                if fault == "set_then_silent" and ("Switch.Set" in parsed.path or " " in unquote(parsed.query)):
+                    with fake.lock:
+                        fake.route(parsed.path, parse_qs(parsed.query), self.headers)
                     fake.release.wait(30)
                     return
                 if fault == "slow":

@@ -216,7 +216,8 @@ def test_feed_in_below_runs_a_diverter_while_export_earns_little(tmp_path, shell
 # -- stale data, a failing sync -----------------------------------------------------------------
 
 @pytest.mark.parametrize("fallback, expected_sets", [("off", [False]), ("leave", []), ("on", [])])
-def test_stale_prices_send_the_plug_to_its_fallback_and_say_why(tmp_path, shelly, control, app_for, fallback, expected_sets):
+def test_stale_prices_send_the_plug_to_its_fallback_and_say_why(tmp_path, shelly, control, app_for, fallback,
+                                                                expected_sets):
     shelly.press(True)
     rule = "avoid = { price = 30 }"
     config = config_for(tmp_path, plug_toml(shelly.url, rule, fallback=f'"{fallback}"'))
