@@ -149,7 +149,7 @@ class _Where:
             match = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]", line)
             if match:
                 current = tuple(part.strip().strip('"\'') for part in match.group(1).split("."))
-                if current == keys:
+                if current[: len(keys)] == keys:
                     return number
                 continue
             key = re.match(r"([A-Za-z0-9_\-\"'.]+)\s*=", line)
