@@ -138,7 +138,7 @@ class FakeShellyPlug(_FakePlug):
         super().__init__(on, password, channels)
         self.nonces: dict[str, int] = {}
 
-    def route(self, path, query, headers):
+    def route(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, bytes, dict[str, str]]:
         if path == "/shelly":
             return _json(200, {"id": self.realm, "gen": 2, "app": "PlugS", "auth_en": self.password is not None})
         if self.password is not None and not self._authorised(headers):
@@ -191,7 +191,7 @@ class FakeShellyPlug(_FakePlug):
 class FakeTasmotaPlug(_FakePlug):
     """A Tasmota plug (Sonoff S26 and the like): `cm?cmnd=Power[N] [On|Off]`, optional web password."""
 
-    def route(self, path, query, headers):
+    def route(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, bytes, dict[str, str]]:
         if path != "/cm":
             return 404, b"<html>404 Not Found</html>", {"Content-Type": "text/html"}
         if self.password is not None and (query.get("user", [""])[0] != "admin"

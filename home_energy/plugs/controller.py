@@ -146,8 +146,9 @@ class Controller:
                     if isinstance(follow, Outcome):
                         outcomes.append(follow)
                     else:
-                        pending[self.pool.submit(self.drivers[plug.key].switch, follow[0].want)] = \
-                            ("switch", plug, (*follow, state))
+                        decision, log_id, target = follow
+                        pending[self.pool.submit(self.drivers[plug.key].switch, target)] = \
+                            ("switch", plug, (decision, log_id, state))
                 else:
                     outcomes.append(self._switched(plug, t, context, state))
         if not self.dry_run:
@@ -162,14 +163,15 @@ class Controller:
         return Memory(expected=_bool(row.expected), changed_at=row.changed_at, override_until=row.override_until,
                       plan=_plan(row.plan), switches_last_hour=switches)
 
-    def _decide(self, plug: PlugConfig, market: Market, state: bool, t: int) -> Outcome | tuple[Decision, int]:
+    def _decide(self, plug: PlugConfig, market: Market, state: bool, t: int) -> Outcome | tuple[Decision, int, bool]:
         row = self.rows.get(plug.key)
         memory = self._memory(plug, row, t)
         previous = _bool(row.state) if row is not None else None
         if previous is not None and previous != state:
             memory = replace(memory, changed_at=t)  # it changed since the last read: by hand, or by us
         decision = decide(plug, market, memory, state, self.tz)
-        if decision.want is None or decision.want == state:
+        target = decision.want
+        if target is None or target == state:
             self._save(plug, t, state, decision, memory.changed_at, decision.expected, None)
             return Outcome(plug.key, state, decision, None, "idle")
         if self.dry_run:
@@ -177,8 +179,8 @@ class Controller:
             self._save(plug, t, state, decision, memory.changed_at, decision.expected, None)
             return Outcome(plug.key, state, decision, decision.want, "dry-run")
         log_id = writes.start_command(self.conn, plug.key, t, plug.rule.label(), decision.price,
-                                      on_off(decision.want), decision.why)
-        return decision, log_id
+                                      on_off(target), decision.why)
+        return decision, log_id, target
 
     def _switched(self, plug: PlugConfig, t: int, context: tuple[Decision, int, bool], state: bool) -> Outcome:
         decision, log_id, _before = context
