@@ -35,7 +35,7 @@ from ..clock import now_utc
 from ..config import Config
 from ..db import connect_reader
 from ..errors import HomeEnergyError
-from ..fetch import Limits
+from ..fetch import Limits, aborted
 from ..store import open_writer
 from ..store import plug_writes as writes
 from .base import PLUG_LIMITS, Plug, make_plug
@@ -58,7 +58,7 @@ class Outcome:
     state: bool | None  # as read (after a command: as the plug reported it)
     decision: Decision | None  # None when the plug could not be read
     command: bool | None  # the state commanded (or, dry-run, that would have been)
-    result: str  # idle | ok | failed | dry-run | unreadable | skipped
+    result: str  # idle | ok | failed | dry-run | unreadable | skipped | stopped
     error: str | None = None
 
 
@@ -136,6 +136,9 @@ class Controller:
                 try:
                     state = future.result()
                 except HomeEnergyError as exc:
+                    if aborted():  # the process is stopping: not the plug's fault, nothing to record
+                        outcomes.append(Outcome(plug.key, None, None, None, "stopped", str(exc)))
+                        continue
                     if step == "read":
                         outcomes.append(self._unreadable(plug, t, str(exc)))
                     else:

@@ -203,9 +203,11 @@ def parse_plugs(text: str, path: Path = Path("plugs.toml")) -> list[PlugConfig]:
     if len(tables) > MAX_PLUGS:
         raise where.error(f"has {len(tables)} plugs; at most {MAX_PLUGS}", "plugs")
     plugs = [_plug(where, key, table) for key, table in tables.items()]
-    seen: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, str, int], str] = {}
     for plug in plugs:
-        ident = (plug.url.lower().rstrip("/"), plug.channel)
+        scheme, _, rest = plug.url.lower().partition("://")
+        host = rest if re.search(r":\d+$", rest) else f"{rest}:{443 if scheme == 'https' else 80}"
+        ident = (scheme, host, plug.channel)
         if ident in seen:
             raise where.error(f"is the same switch as plugs.{seen[ident]} ({plug.url}, channel {plug.channel}): "
                               "two rules would fight over it", "plugs", plug.key, "url")

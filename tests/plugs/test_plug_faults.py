@@ -146,3 +146,30 @@ def test_a_controller_killed_mid_command_reads_the_real_state_on_restart(tmp_pat
     row = plug_writes.load_plug(conn, "pump")
     assert row is not None and (row.state, row.mode, row.expected) == ("on", "auto", "on")
     assert shelly.sets() == [True]
+
+
+def test_sigterm_ends_control_at_once_even_with_a_plug_that_never_answers(tmp_path, shelly):
+    config = config_for(tmp_path, f'[plugs.pump]\ndriver = "shelly"\nurl = "{shelly.url}"\n'
+                                  'below = { price = 10 }\n')
+    cache(config).close()
+    shelly.set_fault("silent")
+    env = {**os.environ, "SQLITE_PATH": str(config.sqlite_path), "PLUGS_FILE": str(config.plugs_file),
+           "TIMEZONE": "UTC", "PYTHONPATH": str(ROOT)}
+    env.pop("HOME_ENERGY_ENV_FILE", None)
+    process = subprocess.Popen([sys.executable, "-m", "home_energy.cli", "control"], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not shelly.requests and process.poll() is None:
+            time.sleep(0.02)
+        assert shelly.requests, "the controller read the plug"
+        process.terminate()
+        started = time.monotonic()
+        stderr = process.communicate(timeout=30)[1]
+        took = time.monotonic() - started
+    finally:
+        process.kill()
+    assert process.returncode == 0 and took < PLUG_LIMITS.deadline_s
+    assert "Traceback" not in stderr
+    conn = cache(config)
+    assert log_rows(conn, "pump", kind="fault") == []  # stopping is not the plug's fault

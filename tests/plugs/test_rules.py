@@ -89,6 +89,8 @@ BAD = [
      "plugs.d.max_switches_per_hour must be a whole number from 1 to 60"),
     (BASE + "below = { price = 1 }\n" + BASE.replace("plugs.d]", "plugs.e]") + "avoid = { price = 1 }\n", 7,
      "plugs.e.url is the same switch as plugs.d"),
+    (BASE + "below = { price = 1 }\n" + BASE.replace("plugs.d]", "plugs.e]").replace("10.0.0.5", "10.0.0.5:80")
+     + "avoid = { price = 1 }\n", 7, "plugs.e.url is the same switch as plugs.d"),
     (BASE + "below = { price = 1 }\n[plugs.e]\nname = \"D\"\ndriver = \"tasmota\"\nurl = \"http://10.0.0.6\"\n"
      "below = { price = 1 }\n", 6, "plugs.e.name is also the name of plugs.d"),
     ('[plug.d]\ndriver = "shelly"\n', 1, "plug is not a PLUGS_FILE section"),
