@@ -45,6 +45,7 @@ from .sync_writes import (
     SyncWrite,
     cached_sites,
     delete_site,
+    holds_real_data,
     last_outcome,
     prune,
     record_failure,
@@ -52,15 +53,16 @@ from .sync_writes import (
     save_sites,
     save_usage,
     start_run,
+    write_history,
     write_sync,
 )
 
 __all__ = [
     "ASIDE_KEPT", "COMPACT_AFTER_S", "EVENTS_KEPT_DAYS", "INTEGRITY_EVERY_S", "INTERRUPTED", "LOCK_WAIT_S",
-    "MIGRATIONS", "POWER_FIELDS", "SCHEMA_VERSION", "SYNC_RUNS_KEPT_DAYS", "TABLES",
-    "CollectorState", "MinuteFold", "RunRecord", "SyncWrite",
-    "cached_sites", "compact_meter", "delete_site", "init_cache", "last_outcome", "load_state", "migrate",
-    "move_aside", "open_cache", "open_minute", "open_writer", "prune", "prune_meter", "record_failure",
-    "record_fault", "save_prices", "save_reading", "save_sites", "save_usage", "set_meta", "start_run",
-    "transaction", "write_sync", "writer_lock",
+    "MIGRATIONS", "POWER_FIELDS", "SCHEMA_VERSION", "SYNC_RUNS_KEPT_DAYS", "TABLES", "CollectorState",
+    "MinuteFold", "RunRecord", "SyncWrite", "cached_sites", "compact_meter", "delete_site", "holds_real_data",
+    "init_cache", "last_outcome", "load_state", "migrate", "move_aside", "open_cache", "open_minute",
+    "open_writer", "prune", "prune_meter", "record_failure", "record_fault", "save_prices", "save_reading",
+    "save_sites", "save_usage", "set_meta", "start_run", "transaction", "write_history", "write_sync",
+    "writer_lock",
 ]

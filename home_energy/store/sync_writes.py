@@ -216,6 +216,20 @@ def last_outcome(conn: sqlite3.Connection) -> str | None:
     return None if row is None else row[0]
 
 
+def holds_real_data(conn: sqlite3.Connection, demo_site_id: str) -> bool:
+    """Whether the cache holds any site but the demo's (real Amber data, never to be mixed)."""
+    return conn.execute("SELECT 1 FROM sites WHERE id != ? LIMIT 1", (demo_site_id,)).fetchone() is not None
+
+
+def write_history(conn: sqlite3.Connection, site: Site, prices: list[PriceRow], usage: list[UsageRow],
+                  meta: dict[str, str | int | float | None], fetched_at: int) -> int:
+    """One simulated day for `seed-demo`, through the sync's own upserts, in one transaction."""
+    with transaction(conn):
+        written = save_prices(conn, prices, fetched_at) + save_usage(conn, usage, fetched_at)
+        _set_all_meta(conn, {"site_id": site.id, "channels": json.dumps(sorted(site.channel_types)), **meta})
+    return written
+
+
 def cached_sites(conn: sqlite3.Connection) -> list[Site]:
     return [
         Site(r["id"], r["nmi"], r["network"], r["status"], r["interval_length"],
