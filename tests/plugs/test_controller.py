@@ -353,3 +353,17 @@ def test_dry_run_reads_the_plugs_and_sends_and_writes_nothing(tmp_path, shelly, 
         conn.execute("SELECT value FROM meta WHERE key = 'plugs_decided_at'").fetchone()
     assert after == before == (0, None)
     assert conn.execute("SELECT COUNT(*) FROM plug_state").fetchone()[0] == 0
+
+
+def test_the_plug_log_is_pruned_with_the_other_data(tmp_path, shelly, control):
+    config = config_for(tmp_path, plug_toml(shelly.url, "below = { price = 10 }"), RETENTION_DAYS="30")
+    conn = cache(config)
+    write_prices(conn, at(f"{DAY}T10:00"), [5.0] * 4)
+    refresh(conn, at(f"{DAY}T10:00"))
+    control(config).decide_once(at(f"{DAY}T10:01"))
+    old = int(at("2026-10-01T00:00").timestamp())
+    plug_writes.start_command(conn, "dishwasher", old, "price ≤ 10c", 5.0, "on", "long ago")
+    assert len(log_rows(conn, "dishwasher")) == 2
+    with store.transaction(conn):
+        store.prune(conn, config.retention_days, at(f"{DAY}T10:05"))
+    assert [row[0] for row in log_rows(conn, "dishwasher")] == [int(at(f"{DAY}T10:01").timestamp())]
