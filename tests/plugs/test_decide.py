@@ -34,8 +34,8 @@ def test_split_takes_the_cheapest_intervals_trims_the_last_and_merges_neighbours
     assert cheapest_intervals(slots, 65, 0, 6000) == [Window(1800, 3900, 1.1429), Window(4200, 6000, 0.5)]
     assert cheapest_intervals(slots, 200, 0, 6000) == []  # the span holds only 100 minutes
     # A contiguous cheapest stretch: the same answer as one window.
-    window = cheapest_window(slots, 40, 0, 6000)
-    assert window is not None and cheapest_intervals(slots, 40, 0, 6000)[0].start == window.start == 4200
+    window = cheapest_window(slots, 30, 0, 6000)
+    assert window is not None and cheapest_intervals(slots, 30, 0, 6000) == [window] == [Window(4200, 6000, 0.5)]
 
 
 def _plug(rule: Below | Cheapest, **keys: object) -> PlugConfig:
