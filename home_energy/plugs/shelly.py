@@ -35,7 +35,9 @@ class ShellyPlug:
         body = self._rpc("Switch.GetStatus", f"id={self.channel}")
         output = body.get("output") if isinstance(body, dict) else None
         if not isinstance(output, bool):
-            raise PlugDataError(f"{self.label} reported a state it cannot have: output={str(output)[:20]!r}")
+            # The value itself is not quoted: a device's own words never reach a log or the screen.
+            raise PlugDataError(f"{self.label} reported a state it cannot have "
+                                f"(output is {type(output).__name__}, not true or false)")
         return output
 
     def switch(self, on: bool) -> bool:

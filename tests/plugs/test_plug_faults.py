@@ -36,7 +36,7 @@ def two_plugs(bad_url: str, good_url: str, bad_password: str | None = None) -> s
     ("silent", "did not finish answering Switch.GetStatus"),
     ("html", "Switch.GetStatus answer"),
     ("401", "asks for a password: set `password` in PLUGS_FILE"),
-    ("impossible", "reported a state it cannot have: output='maybe'"),
+    ("impossible", "reported a state it cannot have (output is str, not true or false)"),
     ("closed", "cannot reach the Pump plug (Shelly)"),
 ])
 def test_a_failing_plug_is_recorded_and_retried_with_backoff_without_delaying_the_others(
@@ -82,6 +82,16 @@ def test_a_failing_plug_is_recorded_and_retried_with_backoff_without_delaying_th
 
 def test_plug_exchanges_are_bounded_by_the_door_deadline():
     assert PLUG_LIMITS.deadline_s <= 10 and SLOW_S > FAST.deadline_s and PLUG_LIMITS.max_bytes <= 64 * 1024
+
+
+def test_a_tasmota_state_it_cannot_have_is_not_quoted(tmp_path, tasmota, control):
+    tasmota.set_fault("impossible")
+    config = config_for(tmp_path, f'[plugs.heater]\ndriver = "tasmota"\nurl = "{tasmota.url}"\n'
+                                  'below = { price = 10 }\n')
+    conn = cache(config)
+    write_prices(conn, at(f"{DAY}T10:00"), [5.0] * 8)
+    (outcome,) = control(config, limits=FAST).decide_once(at(f"{DAY}T10:00") + timedelta(seconds=5))
+    assert outcome.error == "the Heater plug (Tasmota) reported a state it cannot have (not ON or OFF)"
 
 
 def test_passwords_work_and_never_show(tmp_path, control):
