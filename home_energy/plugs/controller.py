@@ -160,7 +160,7 @@ class Controller:
         return sorted(outcomes, key=lambda o: order[o.plug])
 
     def _memory(self, plug: PlugConfig, row: writes.PlugRow | None, t: int) -> Memory:
-        switches = 0 if self.dry_run else writes.switches_since(self.conn, plug.key, t - 3600)
+        switches = 0 if self.dry_run else writes.switches_since(self.conn, plug.key, t - 3600, t)
         if row is None:
             return Memory(switches_last_hour=switches)
         return Memory(expected=_bool(row.expected), changed_at=row.changed_at, override_until=row.override_until,

@@ -227,7 +227,8 @@ def _threshold(plug: PlugConfig, rule: Below | Avoid, market: Market, memory: Me
     state = actual if actual is not None else memory.expected
     if state is not None and want != state and memory.changed_at is not None:
         minimum = rule.min_on_minutes if state else rule.min_off_minutes
-        hold_until = memory.changed_at + minimum * 60
+        # min(): a change stamped by a clock that has since been set back holds no longer than the minimum.
+        hold_until = min(memory.changed_at, now) + minimum * 60
         if now < hold_until:
             return Decision(state, "held", f"{why}, but stays {on_off(state)} for at least {minimum} min "
                             f"(until {hhmm(hold_until, tz)})", price, hold_until, want)
@@ -248,6 +249,8 @@ def decide(plug: PlugConfig, market: Market, memory: Memory, actual: bool | None
 
     # 1. A person wins.
     override_until = memory.override_until if memory.override_until and now < memory.override_until else None
+    if override_until is not None and override_until - now > plug.override_hours * 3600:
+        override_until = now + round(plug.override_hours * 3600)  # the clock was set back: no longer than promised
     if override_until is None and actual is not None and memory.expected is not None and actual != memory.expected:
         override_until = now + round(plug.override_hours * 3600)
         upcoming = _next_rule_change(base, now)

@@ -100,10 +100,12 @@ def forget_plugs(conn: sqlite3.Connection, keep: list[str]) -> int:
         return conn.execute(f"DELETE FROM plug_state WHERE plug NOT IN ({marks})", keep).rowcount
 
 
-def switches_since(conn: sqlite3.Connection, plug: str, since: int) -> int:
-    """Commands that went out (answered or not) since `since`: what max_switches_per_hour counts."""
-    return int(conn.execute("SELECT COUNT(*) FROM plug_log WHERE plug = ? AND kind = 'command' AND at >= ? "
-                            "AND result IN ('sent', 'ok', 'failed', 'interrupted')", (plug, since)).fetchone()[0])
+def switches_since(conn: sqlite3.Connection, plug: str, since: int, until: int) -> int:
+    """Commands that went out (answered or not) in [since, until]: what max_switches_per_hour
+    counts. Bounded above too, so commands stamped by a clock later set back do not count forever."""
+    return int(conn.execute(
+        "SELECT COUNT(*) FROM plug_log WHERE plug = ? AND kind = 'command' AND at BETWEEN ? AND ? "
+        "AND result IN ('sent', 'ok', 'failed', 'interrupted')", (plug, since, until)).fetchone()[0])
 
 
 def last_decision(conn: sqlite3.Connection, plug: str) -> tuple[str | None, str | None, str | None] | None:

@@ -63,3 +63,15 @@ def test_a_started_block_is_kept_even_if_the_new_prices_prefer_another():
     decision = decide(_plug(rule), Market(t, cheaper_later, (), False, None), Memory(expected=True, plan=plan),
                       True, SYDNEY)
     assert decision.plan == plan and decision.want is True and decision.next_change_at == epoch("2026-12-07T11:00")
+
+
+def test_a_clock_set_back_never_holds_a_plug_longer_than_promised():
+    rule = Below(10.0, min_on_minutes=10, min_off_minutes=10)
+    plug = _plug(rule, override_hours=2.0)
+    now = epoch("2026-12-07T10:00")
+    market = Market(now, (Slot(now - 60, now + 1800, 50.0),), (), False, None)
+    year_ahead = now + 365 * 86400
+    held = decide(plug, market, Memory(expected=True, changed_at=year_ahead), True, SYDNEY)
+    assert (held.mode, held.next_change_at) == ("held", now + 600)
+    manual = decide(plug, market, Memory(expected=True, override_until=year_ahead), True, SYDNEY)
+    assert (manual.mode, manual.override_until) == ("manual", now + 7200)
