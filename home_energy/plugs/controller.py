@@ -16,17 +16,22 @@ Rules it keeps:
 - Every command and every change of decision is recorded through the store (the one writer), on
   this thread only; `--dry-run` reads the plugs and logs what it would do, and writes and
   switches nothing.
+- One controller per cache (`<cache>.plugs.lock`): a second one exits 75 rather than fight the
+  first over the same plugs.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +39,7 @@ from .. import queries
 from ..clock import now_utc
 from ..config import Config
 from ..db import connect_reader
-from ..errors import HomeEnergyError
+from ..errors import CacheBusyError, HomeEnergyError
 from ..fetch import Limits, aborted
 from ..store import open_writer
 from ..store import plug_writes as writes
@@ -85,6 +90,7 @@ class Controller:
         self.pool = ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(plugs))),
                                        thread_name_prefix="plug")
         self.rows: dict[str, writes.PlugRow | None] = {}
+        self.lock_fd: int | None = None
         self.logged: dict[str, tuple[str | None, str | None, str | None] | None] = {}
         self.conn: sqlite3.Connection
         if dry_run:
@@ -95,7 +101,12 @@ class Controller:
                 self.rows[plug.key] = writes.load_plug(self.conn, plug.key) if "plug_state" in tables else None
                 self.logged[plug.key] = None
             return
-        self.conn = open_writer(config.sqlite_path)
+        self.lock_fd = _one_controller(config.sqlite_path)
+        try:
+            self.conn = open_writer(config.sqlite_path)
+        except BaseException:
+            os.close(self.lock_fd)
+            raise
         for key in writes.mark_interrupted(self.conn):
             log.warning("plug %s: a command was interrupted by a restart; reading its real state first", key)
             row = writes.load_plug(self.conn, key)
@@ -275,6 +286,27 @@ class Controller:
         for driver in self.drivers.values():
             driver.close()
         self.conn.close()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the one-controller lock
+            self.lock_fd = None
+
+
+def _one_controller(cache: Path) -> int:
+    """Hold `<cache>.plugs.lock` for the controller's life: two controllers (the service and a
+    `home-energy run` beside it) would take each other's commands for a person's."""
+    path = cache.with_name(cache.name + ".plugs.lock")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise CacheBusyError(f"cannot open the plug controller's lock {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise CacheBusyError(f"another plug controller is already running on {cache} (lock {path.name}): "
+                             "stop it first; only one may switch the plugs") from None
+    return fd
 
 
 def load_configured_plugs(config: Config) -> list[PlugConfig] | None:

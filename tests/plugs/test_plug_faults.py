@@ -183,3 +183,15 @@ def test_sigterm_ends_control_at_once_even_with_a_plug_that_never_answers(tmp_pa
     assert "Traceback" not in stderr
     conn = cache(config)
     assert log_rows(conn, "pump", kind="fault") == []  # stopping is not the plug's fault
+
+
+def test_only_one_controller_switches_the_plugs_of_a_cache(tmp_path, shelly, control):
+    from home_energy.errors import CacheBusyError
+
+    config = config_for(tmp_path, f'[plugs.pump]\ndriver = "shelly"\nurl = "{shelly.url}"\nbelow = {{ price = 1 }}\n')
+    first = control(config)
+    with pytest.raises(CacheBusyError, match="another plug controller is already running"):
+        control(config)
+    control(config, dry_run=True)  # a dry run switches nothing: it may watch beside the real one
+    first.close()
+    control(config).close()  # the lock went with the first
