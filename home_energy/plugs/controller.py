@@ -146,14 +146,18 @@ class Controller:
                 step, plug, context = pending.pop(future)
                 try:
                     state = future.result()
-                except HomeEnergyError as exc:
+                except Exception as exc:  # noqa: BLE001 - one plug's fault never ends the round
                     if aborted():  # the process is stopping: not the plug's fault, nothing to record
                         outcomes.append(Outcome(plug.key, None, None, None, "stopped", str(exc)))
                         continue
+                    if not isinstance(exc, HomeEnergyError):
+                        log.error("plug %s: unexpected %s", plug.name, type(exc).__name__, exc_info=exc)
+                    error = str(exc) if isinstance(exc, HomeEnergyError) else \
+                        f"the {plug.name} plug's exchange failed unexpectedly ({type(exc).__name__})"
                     if step == "read":
-                        outcomes.append(self._unreadable(plug, t, str(exc)))
+                        outcomes.append(self._unreadable(plug, t, error))
                     else:
-                        outcomes.append(self._command_failed(plug, t, context, str(exc)))
+                        outcomes.append(self._command_failed(plug, t, context, error))
                     continue
                 if step == "read":
                     follow = self._decide(plug, market, state, t)

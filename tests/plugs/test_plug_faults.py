@@ -195,3 +195,31 @@ def test_only_one_controller_switches_the_plugs_of_a_cache(tmp_path, shelly, con
     control(config, dry_run=True)  # a dry run switches nothing: it may watch beside the real one
     first.close()
     control(config).close()  # the lock went with the first
+
+
+class _Broken:
+    key = "pump"
+
+    def read(self) -> bool:
+        raise RuntimeError("a bug in a driver")
+
+    def switch(self, on: bool) -> bool:
+        raise AssertionError("never reached")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_driver_bug_is_one_plugs_failure_not_the_rounds(tmp_path, tasmota, control, caplog):
+    from home_energy.plugs.base import make_plug
+    from home_energy.plugs.rules import parse_plugs
+
+    config = config_for(tmp_path, two_plugs("http://10.0.0.5", tasmota.url))
+    conn = cache(config)
+    write_prices(conn, at(f"{DAY}T10:00"), [5.0] * 8)
+    heater = [p for p in parse_plugs(config.plugs_file.read_text()) if p.key == "heater"][0]
+    controller = control(config, drivers={"pump": _Broken(), "heater": make_plug(heater, FAST)})
+    outcomes = {o.plug: o for o in controller.decide_once(at(f"{DAY}T10:00") + timedelta(seconds=5))}
+    assert outcomes["heater"].result == "ok" and tasmota.sets() == [True]
+    assert outcomes["pump"].error == "the Pump plug's exchange failed unexpectedly (RuntimeError)"
+    assert "a bug in a driver" in caplog.text  # the trace goes to the log for whoever fixes it
