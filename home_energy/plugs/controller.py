@@ -134,7 +134,9 @@ class Controller:
         market = self.market(now)
         outcomes: list[Outcome] = []
         pending: dict[Future[bool], tuple[str, PlugConfig, Any]] = {}
-        for plug in self.plugs:
+        # Plugs that answered last time go first: with more plugs than workers, a silent one
+        # never keeps a healthy one waiting for a worker.
+        for plug in sorted(self.plugs, key=lambda p: getattr(self.rows.get(p.key), "failures", 0)):
             row = self.rows.get(plug.key)
             if row is not None and row.next_attempt_at is not None and t < row.next_attempt_at:
                 outcomes.append(Outcome(plug.key, _bool(row.state), None, None, "skipped", row.last_error))
