@@ -32,8 +32,9 @@ def two_plugs(bad_url: str, good_url: str, bad_password: str | None = None) -> s
 
 
 @pytest.mark.parametrize("fault, says", [
-    ("slow", "did not finish answering Switch.GetStatus"),
-    ("silent", "did not finish answering Switch.GetStatus"),
+    # Whichever the door's clocks see first: the read timeout or the whole exchange's deadline.
+    ("slow", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
+    ("silent", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
     ("html", "Switch.GetStatus answer"),
     ("401", "asks for a password: set `password` in PLUGS_FILE"),
     ("impossible", "reported a state it cannot have (output is str, not true or false)"),
@@ -53,11 +54,13 @@ def test_a_failing_plug_is_recorded_and_retried_with_backoff_without_delaying_th
     outcomes = {o.plug: o for o in controller.decide_once(now)}
     took = time.monotonic() - started
     assert outcomes["heater"].result == "ok" and tasmota.sets() == [True]
-    assert outcomes["pump"].result == "unreadable" and says in (outcomes["pump"].error or "")
+    options = (says,) if isinstance(says, str) else says
+    assert outcomes["pump"].result == "unreadable"
+    assert any(text in (outcomes["pump"].error or "") for text in options), outcomes["pump"].error
     assert took < FAST.deadline_s + 8.0  # bounded by the door's deadline (the slow plug takes 20 s)
     row = plug_writes.load_plug(conn, "pump")
     assert row is not None and row.mode == "failing" and row.failures == 1
-    assert row.next_attempt_at == int(now.timestamp()) + 60 and says in (row.why or "")
+    assert row.next_attempt_at == int(now.timestamp()) + 60 and any(text in row.why for text in options)
     assert "\n" not in (row.last_error or "") and "Traceback" not in (row.last_error or "")
 
     # Not retried before its time; then retried, and the wait doubles on each failure.
