@@ -196,6 +196,7 @@ class Publisher:
             client.username_pw_set(self.config.mqtt_user.reveal(), password)
         if self.tls:
             context = ssl.create_default_context()  # CERT_REQUIRED and host name checked: no plain fallback
+            context.sslsocket_class = _ClosingSSLSocket
             client.tls_set_context(context)
         client.will_set(self.status_topic, entities.NOT_AVAILABLE, qos=QOS, retain=True)
         client.on_connect = self._on_connect
@@ -334,6 +335,18 @@ class Publisher:
     @staticmethod
     def _now() -> int:
         return int(now_utc().timestamp())
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the handshake fails (a refused certificate): paho drops such a socket
+    without closing it, which would leak one descriptor per attempt."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
 
 
 def _json(document: dict[str, Any]) -> str:
