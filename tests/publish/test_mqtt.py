@@ -68,7 +68,10 @@ def _configs(seen: dict[str, str]) -> dict[str, tuple[str, dict]]:
 
 
 def _all_discovered(seen: dict[str, str]) -> bool:
-    return len(_configs(seen)) == len(EXPECTED) + 1 and seen.get("home-energy/status") == "online"
+    """Every entity's config and state arrived, and the display is online."""
+    configs = _configs(seen)
+    return (len(configs) == len(EXPECTED) + 1 and seen.get("home-energy/status") == "online"
+            and all(f"home-energy/{key}" in seen for key in configs))
 
 
 def _api(env: dict[str, str]) -> dict[str, dict]:
