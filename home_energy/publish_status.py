@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -62,13 +63,24 @@ def _iso(epoch: int | None) -> str | None:
     return None if epoch is None else to_iso(datetime.fromtimestamp(epoch, UTC))
 
 
+def _read_small_file(path: Path) -> bytes:
+    """At most MAX_STATUS_BYTES of a regular file; never waits (a FIFO put there would block a
+    health request forever on a plain open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        return os.read(fd, MAX_STATUS_BYTES)
+    finally:
+        os.close(fd)
+
+
 def read_status(path: Path, now: datetime, broker: str) -> dict[str, Any]:
     """Health's `publish` member: connected | connecting | failing | stopped | not_running | waiting."""
     body: dict[str, Any] = {"status": "waiting", "broker": broker, "since": None, "last_error": None,
                             "last_published_at": None}
     try:
-        with open(path, "rb") as handle:
-            raw = json.loads(handle.read(MAX_STATUS_BYTES + 1)[:MAX_STATUS_BYTES])
+        raw = json.loads(_read_small_file(path))
         state = PublishState(**{k: raw[k] for k in PublishState.__dataclass_fields__ if k in raw})
         found = {"status": str(state.status), "since": _iso(state.since), "last_error": state.last_error,
                  "last_published_at": _iso(state.published_at)}
