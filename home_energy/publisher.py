@@ -120,6 +120,7 @@ class Publisher:
         self.status_file = status_path(config.sqlite_path)
         self.client: Any = None
         self.connected = False
+        self.leaving = False  # our own `offline` is on its way: do not answer it with `online`
         self.refused: str | None = None
         self.resend = False  # send discovery and every state on the next tick
         self.sent: dict[str, str] = {}  # what the broker holds for each state topic
@@ -155,7 +156,7 @@ class Publisher:
     def _session(self, stop: threading.Event) -> str | None:
         """One connection, from connect to its end: None when it was established, else the failure."""
         client = self.client = self._new_client()
-        self.connected, self.refused, self.sent = False, None, {}
+        self.connected, self.refused, self.sent, self.leaving = False, None, {}, False
         try:
             client.connect(self.host, self.port, keepalive=KEEPALIVE_S)
         except (OSError, ssl.CertificateError, ValueError) as exc:
@@ -223,7 +224,8 @@ class Publisher:
         payload = message.payload.decode("utf-8", "replace").strip()
         if message.topic == self.birth_topic and payload == "online":
             self.resend = True
-        elif message.topic == self.status_topic and payload != entities.AVAILABLE and self.connected:
+        elif (message.topic == self.status_topic and payload != entities.AVAILABLE and self.connected
+              and not self.leaving):
             self._publish(self.status_topic, entities.AVAILABLE)
 
     # --- what is sent ---------------------------------------------------------------------
@@ -306,6 +308,7 @@ class Publisher:
 
     def _goodbye(self, client: Any) -> None:
         """Say `offline` ourselves on a clean stop (the last will is only for a death)."""
+        self.leaving = True
         info = client.publish(self.status_topic, entities.NOT_AVAILABLE, qos=QOS, retain=True)
         deadline = monotonic() + GOODBYE_WAIT_S
         while not info.is_published() and monotonic() < deadline and client.loop(timeout=0.2) == 0:

@@ -298,3 +298,4 @@ def test_bad_settings_exit_78_with_one_line_naming_the_variable(tmp_path, name, 
     assert result.returncode == 78
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {name} ")
     assert "hunter2pw" not in result.stderr
+
