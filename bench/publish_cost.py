@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def _measure_publisher_alone(cache: Path, broker_url: str, port: int) -> tuple[f
     return (cpu1 - cpu0) / (t1 - t0) * 100, peak, storm.sent
 
 
-def measure_publish(work: Path, dataset: Path | None = None, progress=print) -> PublishCost:
+def measure_publish(work: Path, dataset: Path | None = None,
+                    progress: Callable[[str], None] = print) -> PublishCost:
     sys.path.insert(0, str(ROOT))
     from tests.mqtt_broker import Broker, SilentBroker
 

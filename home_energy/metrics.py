@@ -54,10 +54,10 @@ def render(conn: Any, now: Any) -> bytes:
     return generate_latest(_Registry())  # type: ignore[arg-type]
 
 
-def _timestamp(iso: str | None) -> float | None:
+def _timestamp(iso: str) -> float:
     from datetime import datetime
 
-    return None if iso is None else datetime.fromisoformat(iso).timestamp()
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _families(conn: Any, now: Any, cfg: Any, version: str) -> Iterator[Any]:
