@@ -17,6 +17,9 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = ("/", "/api/health", "/api/current", "/api/prices", "/api/summary", "/api/live", "/api/today")
 ROUNDS = 150
+BLOCK = 50  # rounds per block; each block's p99 is taken on its own
+CPU_FACTOR = 1.3
+CPU_NOISE_S = 0.2
 WARM_UP_ROUNDS = 5
 # Added to the bound: on a machine shared by parallel runs a sub-10 ms p99 swings by this much
 # either way; a publisher that held the web up (a shared lock, a blocking connect) costs far more.
@@ -47,8 +50,15 @@ def _health(port: int) -> dict | None:
 
 
 def _p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    """The lowest of the blocks' p99s: a neighbour's burst on a shared machine only ever adds
+    latency, and lands in one block, while a cost of the publisher's would be in every block."""
+    blocks = [sorted(samples[i:i + BLOCK]) for i in range(0, len(samples), BLOCK)]
+    return min(block[min(len(block) - 1, int(len(block) * 0.99))] for block in blocks)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_silent_broker_leaves_every_page_endpoint_within_2x_of_its_p99(env, tmp_path):
@@ -62,6 +72,7 @@ def test_a_silent_broker_leaves_every_page_endpoint_within_2x_of_its_p99(env, tm
         connections = {port: http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                        for port in (plain_port, hub_port)}
         times: dict[tuple[int, str], list[float]] = {(p, e): [] for p in connections for e in ENDPOINTS}
+        cpu_before = {port: _cpu_seconds(process.pid) for port, process in ((plain_port, plain), (hub_port, hub))}
         for round_number in range(WARM_UP_ROUNDS + ROUNDS):  # interleaved: both see the same machine load
             for endpoint in ENDPOINTS:
                 for port, connection in connections.items():
@@ -72,12 +83,16 @@ def test_a_silent_broker_leaves_every_page_endpoint_within_2x_of_its_p99(env, tm
                     if round_number >= WARM_UP_ROUNDS:
                         times[(port, endpoint)].append(time.perf_counter() - started)
                     assert response.status == 200, (port, endpoint)
+        cpu = {port: _cpu_seconds(process.pid) - cpu_before[port] for port, process in
+               ((plain_port, plain), (hub_port, hub))}
         for connection in connections.values():
             connection.close()
         publish = _health(hub_port)["publish"]
         assert publish["status"] in ("connecting", "failing")
         p99 = {e: (_p99(times[(plain_port, e)]), _p99(times[(hub_port, e)])) for e in ENDPOINTS}
         assert {e: (a, b) for e, (a, b) in p99.items() if b > 2 * a + NOISE_S} == {}, p99
+        # The same requests cost the process with a publisher no more CPU (its own work included).
+        assert cpu[hub_port] <= CPU_FACTOR * cpu[plain_port] + CPU_NOISE_S, cpu
     finally:
         for process in (plain, hub):
             process.terminate()

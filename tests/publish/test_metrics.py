@@ -79,6 +79,7 @@ def test_metric_values_equal_the_apis(client, env):
     assert samples.get(("home_energy_meter_cost_today_dollars", ())) == today["cost_dollars"]
     assert samples[("home_energy_meter_last_reading_timestamp_seconds", ())] == _ts(live["at"])
     assert ("home_energy_meter_power_watts", (("flow", "grid"),)) in samples
+    assert ("home_energy_meter_energy_today_joules", (("direction", "export"),)) in samples
 
 
 def test_metrics_are_computed_once_per_cache_write(client, env, monkeypatch):

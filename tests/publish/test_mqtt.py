@@ -139,7 +139,8 @@ def test_states_equal_the_apis_answers(env, broker, watch, publishing):
     publishing(load_config(env={**env, "MQTT_URL": broker.url}))
     watcher.wait_for(_all_discovered)
     expected = _expected_states(_api(env))
-    assert "None" not in {expected[k] for k in ("general_price", "grid_power", "cost_yesterday", "cheapest_3h_end")}
+    assert "None" not in {expected[k] for k in ("general_price", "grid_power", "cost_yesterday", "cheapest_3h_end",
+                                               "energy_imported_today", "energy_exported_today", "cost_today")}
 
     def matches(seen: dict[str, str]) -> bool:
         return {key: seen.get(f"home-energy/{key}") for key in expected} == expected
