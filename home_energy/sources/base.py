@@ -13,13 +13,12 @@ Rules it keeps:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from ..digest import DigestAuth
 from ..errors import UpstreamAuthError, UpstreamDataError, UpstreamError
 from ..fetch import Answer, Client, Faults, Limits, now, redact_url
+from ..models import Reading
 
 READ_TIMEOUT_S = 4.0  # Fronius asks for 4 s between realtime calls; a slower answer is a fault
 POLL_BUDGET_S = 8.0  # every exchange of one poll together (a Shelly EM1 poll makes six)
@@ -42,21 +41,6 @@ class MeterConfigError(UpstreamAuthError):
 
 
 METER_FAULTS = Faults(unavailable=MeterUnavailableError, data=MeterDataError)
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One poll, in the project's signs (W, + import, + discharge), None where unknown."""
-
-    at: datetime  # when it was read (the collector's clock, UTC)
-    source: str
-    grid_w: float | None  # + importing, − exporting
-    solar_w: float | None  # ≥ 0; None without PV or when the device says null (night)
-    battery_w: float | None  # + discharging into the house, − charging; None without a battery
-    battery_soc_percent: float | None
-    load_w: float | None  # the house's consumption
-    import_wh: float | None = None  # the meter's cumulative import counter, when read this poll
-    export_wh: float | None = None  # the meter's cumulative export counter
 
 
 class Source(Protocol):
