@@ -31,8 +31,12 @@ def _setup_logging(debug: bool) -> None:
 
 
 def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
+    from .fetch import stop_on_signals
     from .sync import run_sync
 
+    # SIGTERM (systemd stopping the unit) ends every exchange in flight at once: the run records
+    # itself as failed and exits within seconds, whatever Amber is doing.
+    stop_on_signals(lambda signum: log.info("stopping on %s", signal.Signals(signum).name))
     report = run_sync(config)
     if report.exit_code == 0:
         note = f" ({report.error})" if report.error else ""
@@ -117,14 +121,13 @@ def _with_collector(config: Config, start_scheduler):
     Both open the cache under the writer lock, so whichever comes first migrates it."""
     from .collector import start_collector
 
-    started = start_collector(config)
+    stop_collector = start_collector(config)
     stop_scheduler = start_scheduler(config)
 
     def _stop() -> None:
-        stop_scheduler()
-        if started:
-            started[0].set()
-            started[1].join(timeout=5)
+        stop_scheduler()  # both abort every exchange in flight through the door (fetch.abort)
+        if stop_collector:
+            stop_collector()
 
     return _stop
 

@@ -15,6 +15,7 @@ from .cache import (
     INTEGRITY_EVERY_S,
     INTERRUPTED,
     LOCK_WAIT_S,
+    collector_lock,
     init_cache,
     migrate,
     move_aside,
@@ -64,4 +65,5 @@ __all__ = [
     "open_writer", "prune", "prune_meter", "record_failure", "record_fault", "save_prices", "save_reading",
     "save_sites", "save_usage", "set_meta", "start_run", "transaction", "write_history", "write_sync",
     "writer_lock",
+    "collector_lock",
 ]
