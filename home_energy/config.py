@@ -11,6 +11,7 @@ default, or a token file other users can read) is reported by `config_warnings`,
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -18,6 +19,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -214,9 +216,7 @@ def _meter_settings(env: Mapping[str, str]) -> dict:
         return {}
     if kind not in METERS:
         raise ConfigError(f"METER must be one of {', '.join(METERS)} (or unset for no meter)")
-    url = env.get("METER_URL", "").strip().rstrip("/")
-    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
-        raise ConfigError("METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50")
+    url = _meter_url(env.get("METER_URL", ""))
     password = env.get("METER_PASSWORD", "")
     if password and kind != "shelly":
         raise ConfigError("METER_PASSWORD is only used with METER=shelly (Fronius's Solar API has no password)")
@@ -226,6 +226,32 @@ def _meter_settings(env: Mapping[str, str]) -> dict:
         "meter_password": Secret(password) if password else None,
         "meter_poll_seconds": _int(env, "METER_POLL_SECONDS", 10, 5, 60),
     }
+
+
+def _meter_url(raw: str) -> str:
+    """METER_URL checked whole, as the door will use it: scheme, host, and a port from 1 to 65535."""
+    url = raw.strip().rstrip("/")
+    wanted = "METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50"
+    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
+        raise ConfigError(wanted)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        netloc = url.split("//", 1)[1]
+        detail = ("its IPv6 address needs both brackets" if netloc.count("[") != netloc.count("]") else
+                  "the part in brackets is not an IPv6 address" if "[" in netloc else "its port must be 1 to 65535")
+        raise ConfigError(f"{wanted} ({detail})") from None
+    if not host or (parts.netloc.endswith(":") and port is None):
+        raise ConfigError(f"{wanted} (its host is missing)" if not host else f"{wanted} (its port is empty)")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{wanted} (its port must be 1 to 65535)")
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{wanted} ({host[:40]} is not an IPv6 address)") from None
+    return url
 
 
 def config_warnings(env: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> list[str]:
