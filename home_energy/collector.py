@@ -110,12 +110,12 @@ class Collector:
         try:
             self._save(reading)
         except sqlite3.Error as exc:
-            self._drop_connection()  # reopened next poll: the file may have been replaced or freed
             self._fault(str(db.cache_error(exc, self.config.sqlite_path)))
+            self._drop_connection()  # reopened next poll: the file may have been replaced or freed
             return False
         except HomeEnergyError as exc:
-            self._drop_connection()
             self._fault(str(exc))
+            self._drop_connection()
             return False
         return True
 

@@ -515,21 +515,25 @@ def _read_capped(response: http.client.HTTPResponse, headers: Mapping[str, str],
 
 # -- bounded JSON ----------------------------------------------------------------------------
 
+class _Refused(ValueError):
+    """Well-formed JSON holding what the door refuses: NaN, Infinity, a huge number, a repeated key."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise _Refused(f"{name} is not a number JSON allows")
 
 
 def _bounded_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
-        raise ValueError(f"a {len(text)}-digit integer")
+        raise _Refused(f"a {len(text)}-digit integer")
     return int(text)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if len(text) > MAX_NUMBER_CHARS or not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]}… does not fit a float" if len(text) > 20 else
-                         f"the number {text} does not fit a float")
+        raise _Refused(f"the number {text[:20]}… does not fit a float" if len(text) > 20 else
+                       f"the number {text} does not fit a float")
     return value
 
 
@@ -539,7 +543,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _value in pairs:
             if key in seen:
-                raise ValueError(f"the key {key[:30]!r} appears twice in one object")
+                raise _Refused(f"the key {key[:30]!r} appears twice in one object")
             seen.add(key)
     return out
 
@@ -579,6 +583,7 @@ def parse_json(body: bytes, *, what: str, limits: Limits, error: type[Exception]
         return json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float,
                           object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError, OverflowError, UnicodeError, TypeError) as exc:
-        kind = "HTML" if body.lstrip()[:1] == b"<" else "text that is not JSON"
+        kind = "JSON it cannot use" if isinstance(exc, _Refused) else \
+            "HTML" if body.lstrip()[:1] == b"<" else "text that is not JSON"
         detail = " ".join(str(exc).split())[:MAX_REASON_CHARS]
         raise error(f"{label} answered {kind} at {what} ({len(body)} bytes): {detail}") from exc
