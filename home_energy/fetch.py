@@ -358,10 +358,10 @@ class Client:
                        "No address associated with hostname", "Network is unreachable", "No route to host",
                        "Connection reset", "certificate verify failed"):
             if marker in text:
-                return f"{self.label} at {self.shown} cannot be reached: {marker.lower()}"
+                return f"cannot reach {self.label} at {self.shown}: {marker.lower()}"
         if isinstance(exc, http.client.HTTPException | ValueError | zlib.error):
             return f"{self.label}'s {what} answer is not valid HTTP ({type(exc).__name__})"
-        return f"{self.label} at {self.shown} cannot be reached: {type(exc).__name__}"
+        return f"cannot reach {self.label} at {self.shown}: {type(exc).__name__}"
 
     def _connection(self, exchange: _Exchange, limits: Limits) -> http.client.HTTPConnection:
         if self.conn is None:

@@ -293,4 +293,4 @@ def test_url_user_info_never_reaches_a_message():
     client = fetch.Client(f"http://user:hunter2@127.0.0.1:{port}", label="the peer", faults=FAULTS, limits=LIMITS)
     with pytest.raises(UpstreamError) as caught:
         client.get_json("/x")
-    assert str(caught.value) == f"the peer at http://127.0.0.1:{port} cannot be reached: connection refused"
+    assert str(caught.value) == f"cannot reach the peer at http://127.0.0.1:{port}: connection refused"

@@ -135,7 +135,7 @@ def test_fronius_faults_are_one_line_errors(fronius, fault, error, message):
 
 
 def test_unreachable_meter_is_unavailable():
-    with pytest.raises(MeterUnavailableError, match="cannot be reached: connection refused"):
+    with pytest.raises(MeterUnavailableError, match="cannot reach the Fronius inverter at http://127.0.0.1:9: conn"):
         FroniusSource("http://127.0.0.1:9", 10).fetch()
 
 
