@@ -17,9 +17,10 @@ Rules it keeps, for every exchange:
 - JSON is parsed under a bounded cost: before parsing, nesting depth and the number of values
   (keys included) are counted on the bytes, so memory is proportional to an answer's size and
   no answer under the cap can exhaust a process. NaN, Infinity, numbers that overflow a float,
-  integers longer than MAX_NUMBER_CHARS and duplicate object keys are refused (a parser picks the
-  first or the last of two keys; either is a guess, so neither is used). Any parse failure
-  (ValueError, RecursionError, OverflowError, UnicodeError) becomes the caller's data error.
+  integers longer than MAX_NUMBER_CHARS, lone UTF-16 surrogates and duplicate object keys are
+  refused (a parser keeps the first or the last of two keys; either is a guess, so neither is
+  used). Any parse failure (ValueError, RecursionError, OverflowError, UnicodeError) becomes the
+  caller's data error.
 - Failures are one line, of the caller's own error kinds (`Faults`), and never contain URL
   user-info; bodies are never echoed whole.
 
@@ -71,6 +72,8 @@ MAX_REASON_CHARS = 80
 RESOLVE_POLL_S = 0.2  # how often a name lookup in progress looks at the deadline and abort()
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # JSON strings, escapes included (unrolled loop)
 _KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # present only when a text may hold a surrogate
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -556,6 +559,20 @@ def _depth(skeleton: bytes | bytearray) -> int:
     return deepest
 
 
+def _refuse_lone_surrogates(parsed: Any) -> None:
+    """A `\\ud800` escape alone decodes to text no UTF-8 file or database can hold: refused."""
+    stack = [parsed]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise _Refused("a string holds half of a UTF-16 surrogate pair")
+
+
 def parse_json(body: bytes, *, what: str, limits: Limits, error: type[Exception], label: str = "the peer") -> Any:
     """Strict JSON under `limits`; any failure is `error`.
 
@@ -580,8 +597,11 @@ def parse_json(body: bytes, *, what: str, limits: Limits, error: type[Exception]
         raise error(f"{label} answered JSON nested deeper than {limits.max_depth} levels at {what}: refused")
     del skeleton
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float,
-                          object_pairs_hook=_no_duplicates)
+        parsed = json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float,
+                            object_pairs_hook=_no_duplicates)
+        if _SURROGATE_ESCAPE.search(body):
+            _refuse_lone_surrogates(parsed)
+        return parsed
     except (ValueError, RecursionError, OverflowError, UnicodeError, TypeError) as exc:
         kind = "JSON it cannot use" if isinstance(exc, _Refused) else \
             "HTML" if body.lstrip()[:1] == b"<" else "text that is not JSON"

@@ -84,6 +84,8 @@ def test_the_collector_and_a_source_load_no_http_library_beyond_the_standard_one
     (b"[" + b'"",' * 1000 + b'""]', "more than 1000 JSON values"),
     (b"<html>nope</html>", "answered HTML"),
     (b'{"a": "\xff"}', "text that is not JSON"),
+    (b'{"id": "01SITE\\ud800"}', "a string holds half of a UTF-16 surrogate pair"),
+    (b'{"\\udc00": 1}', "a string holds half of a UTF-16 surrogate pair"),
     (b"", "text that is not JSON"),
 ])
 def test_json_the_door_refuses_is_the_callers_data_error_in_one_line(body, message):
@@ -93,9 +95,9 @@ def test_json_the_door_refuses_is_the_callers_data_error_in_one_line(body, messa
 
 
 def test_json_within_the_limits_parses_exactly():
-    body = b'{"a": [1, 2.5, -3e2, "x,:[{", {"b": null, "c": true}], "d": "\\"]"}'
+    body = b'{"a": [1, 2.5, -3e2, "x,:[{", {"b": null, "c": true}], "d": "\\"]", "e": "\\ud83d\\ude00"}'
     assert fetch.parse_json(body, what="x", limits=LIMITS, error=ValueError) == \
-        {"a": [1, 2.5, -300.0, "x,:[{", {"b": None, "c": True}], "d": '"]'}
+        {"a": [1, 2.5, -300.0, "x,:[{", {"b": None, "c": True}], "d": '"]', "e": "\N{GRINNING FACE}"}
     deepest = b"[" * 8 + b"]" * 8
     assert fetch.parse_json(deepest, what="x", limits=LIMITS, error=ValueError) == \
         [[[[[[[[]]]]]]]]  # exactly the depth allowed
