@@ -506,7 +506,7 @@ def _read_capped(response: http.client.HTTPResponse, headers: Mapping[str, str],
                 break
             out += inflater.decompress(data, cap + 1 - len(out))
             data = inflater.unconsumed_tail
-            if inflater.eof:  # another gzip member may follow: inflate it too, within the same cap
+            if inflater.eof and wbits is not None:  # another gzip member may follow: inflate it, same cap
                 data = inflater.unused_data + data
                 inflater = zlib.decompressobj(wbits)
     if len(out) > cap:

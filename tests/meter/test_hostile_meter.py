@@ -188,7 +188,7 @@ _COLLECT = (
     "    return conn\n"
     "cache._connect = connect\n"
     "import home_energy.cli\n"
-    "sys.exit(home_energy.cli.main(['collect']))\n"
+    "sys.exit(home_energy.cli.main(sys.argv[3:]))\n"
 )
 
 
@@ -202,10 +202,12 @@ def _env(cache: Path, kind: str, url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _collect(cache: Path, kind: str, url: str, log: Path, read_timeout_s: float = 4.0) -> subprocess.Popen:
+def _collect(cache: Path, kind: str, url: str, log: Path, read_timeout_s: float = 4.0, command: str = "collect",
+             **env: str) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-c", _COLLECT, str(cache.parent / "full"), str(read_timeout_s)],
-                                env=_env(cache, kind, url), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        return subprocess.Popen([sys.executable, "-c", _COLLECT, str(cache.parent / "full"), str(read_timeout_s),
+                                 command], env=_env(cache, kind, url, **env), stdout=out, stderr=subprocess.STDOUT,
+                                cwd=ROOT)
 
 
 def _state(cache: Path) -> dict[str, Any] | None:
@@ -347,11 +349,15 @@ def test_every_hostile_meter_costs_one_poll_and_recovers_by_itself(tmp_path):
                                                     ".fcgi, redirecting to elsewhere.example: not followed")
 
 
-def test_sigterm_during_a_trickled_poll_ends_collect_at_once_and_blames_no_one(tmp_path):
+@pytest.mark.parametrize("command", ["collect", "run"])
+def test_sigterm_during_a_trickled_poll_ends_at_once_and_blames_no_one(tmp_path, command):
     """The exchange's own deadline is 30 s here: only the abort can end it within 10 s."""
-    cache, log = tmp_path / "cache.sqlite", tmp_path / "collect.log"
+    from tests.ports import free_port
+
+    cache, log = tmp_path / "cache.sqlite", tmp_path / f"{command}.log"
     with HostileMeter("fronius", "trickled-body") as meter:
-        proc = _collect(cache, "fronius", meter.url, log, read_timeout_s=30.0)
+        proc = _collect(cache, "fronius", meter.url, log, read_timeout_s=30.0, command=command,
+                        PORT=str(free_port()), HOST="127.0.0.1")
         try:
             _wait("the trickle", lambda: meter.hostile_started, START_WITHIN_S, proc, log)
             time.sleep(1.0)  # well inside the trickled body
@@ -365,7 +371,7 @@ def test_sigterm_during_a_trickled_poll_ends_collect_at_once_and_blames_no_one(t
                 proc.wait()
     output = log.read_text()
     assert code == 0 and stopped_s <= STOP_WITHIN_S, (code, stopped_s, output)
-    assert "Traceback" not in output and "stopping on SIGTERM" in output
+    assert "Traceback" not in output and "stopping on SIGTERM" in output, output
     assert _state(cache) is None  # stopping is not the meter's fault: nothing recorded against it
 
 
