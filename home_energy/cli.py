@@ -117,14 +117,20 @@ def cmd_run(config: Config, _args: argparse.Namespace) -> int:
 
 
 def _with_collector(config: Config, start_scheduler):
-    """Start the meter collector (when METER is set), then the schedule; one cleanup stops both.
-    Both open the cache under the writer lock, so whichever comes first migrates it."""
+    """Start the meter collector (when METER is set), then the schedule, then the MQTT publisher
+    (when MQTT_URL is set, in its own thread: a bad broker delays nothing); one cleanup stops all.
+    The collector and the schedule open the cache under the writer lock, so whichever comes first
+    migrates it; the publisher only reads."""
     from .collector import start_collector
+    from .publisher import start_publisher
 
     stop_collector = start_collector(config)
     stop_scheduler = start_scheduler(config)
+    stop_publisher = start_publisher(config)
 
     def _stop() -> None:
+        if stop_publisher:
+            stop_publisher()
         stop_scheduler()  # both abort every exchange in flight through the door (fetch.abort)
         if stop_collector:
             stop_collector()
@@ -138,11 +144,18 @@ def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
     return collect_until_signalled(config)
 
 
+def cmd_publish(config: Config, _args: argparse.Namespace) -> int:
+    from .publisher import publish_until_signalled
+
+    return publish_until_signalled(config)
+
+
 COMMANDS = {
     "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
     "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for its service"),
+    "publish": (cmd_publish, "send the cache's values to the MQTT broker (MQTT_URL) with Home Assistant discovery"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
     "config": (cmd_config, "print a setting as the units see it (the env file under the environment)"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
@@ -162,6 +175,7 @@ EXIT_CODES = {
     "init-db": ("0  the cache is ready", _EXIT_CACHE, _EXIT_CONFIG),
     "config": ("0  printed", _EXIT_CONFIG),
     "collect": ("0  stopped by SIGTERM or Ctrl-C, or no meter configured (METER unset)", _EXIT_CACHE, _EXIT_CONFIG),
+    "publish": ("0  stopped by SIGTERM or Ctrl-C, or no broker configured (MQTT_URL unset)", _EXIT_CONFIG),
     "seed-demo": ("0  the cache holds the demo history", _EXIT_CACHE,
                   f"{EX_CONFIG}  a bad setting, a cache holding real Amber data (see --force), or --days too long"),
 }

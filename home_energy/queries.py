@@ -104,7 +104,7 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     # Kept in meta by the sync: MAX() over a year of intervals would scan every row per request.
     newest_price = int_meta(conn, f"prices_fetched_at:{sid}")
     newest_usage = int_meta(conn, f"usage_newest_end:{sid}")
-    last_ok = int_meta(conn, "last_success_at")
+    last_ok = last_success_at(conn)
     last = _last_run(conn, t)
     price_age = age_seconds(t, newest_price)
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
@@ -136,6 +136,25 @@ def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
                     "error": "the sync started but did not finish"}
         row = conn.execute(f"{columns} WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else dict(row)
+
+
+def last_success_at(conn: sqlite3.Connection) -> int | None:
+    """When a sync last wrote the cache successfully (Unix seconds): health's cache age counts from it."""
+    return int_meta(conn, "last_success_at")
+
+
+def sync_run_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """{outcome: runs} over the runs the cache keeps (its retention window); `running` excluded."""
+    return {row[0]: row[1] for row in conn.execute(
+        "SELECT outcome, COUNT(*) FROM sync_runs WHERE outcome != 'running' GROUP BY outcome ORDER BY outcome")}
+
+
+def rate_limit(conn: sqlite3.Connection) -> dict[str, int | None]:
+    """What Amber's headers said on the newest run that carried them: calls left, and when the
+    5-minute window resets (Unix seconds)."""
+    row = conn.execute("SELECT rate_limit_remaining, rate_limit_reset_at FROM sync_runs "
+                       "WHERE rate_limit_remaining IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+    return {"remaining": None if row is None else row[0], "reset_at": None if row is None else row[1]}
 
 
 def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:

@@ -177,3 +177,19 @@ def test_units_only_installs_just_the_units(tmp_path: Path):
         "etc/systemd/system/multi-user.target.wants/home-energy-meter.service",
         "etc/systemd/system/timers.target.wants/home-energy-sync-cache.timer",
     ]
+
+
+@pytest.mark.parametrize("line", ["MQTT_URL=mqtt://homeassistant.local:1883", "export MQTT_URL='mqtts://broker'"])
+def test_the_publisher_unit_is_installed_and_enabled_only_when_mqtt_url_is_set(tmp_path: Path, line: str):
+    root = tmp_path / "root"
+    env_file = root / ENV_FILE
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# MQTT_URL=mqtt://commented.out\nMQTT_URL=\n")
+    install(REPO, root, "--units-only")
+    assert not (root / UNIT_DIR / "home-energy-publish.service").exists()
+    env_file.write_text(f"{line}\n")
+    install(REPO, root, "--units-only")
+    unit = (root / UNIT_DIR / "home-energy-publish.service").read_text()
+    assert f"ExecStart={REPO}/.venv/bin/home-energy publish\n" in unit
+    assert os.readlink(root / UNIT_DIR / "multi-user.target.wants/home-energy-publish.service") == \
+        "/etc/systemd/system/home-energy-publish.service"

@@ -12,8 +12,9 @@ from pi_harness import PI, REPO
 from home_energy.config import load_config
 
 UNITS = ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer",
-         "home-energy-meter.service")
-SERVICES = (UNITS[0], UNITS[1], UNITS[3])
+         "home-energy-meter.service", "home-energy-publish.service")
+SERVICES = (UNITS[0], UNITS[1], UNITS[3], UNITS[4])
+PUBLISH_EXPOSURE_MAX = 2.0
 EXPOSURE_RECORD = re.compile(r"Recorded exposure score: \*\*(\d+\.\d)\*\*")
 
 
@@ -90,6 +91,9 @@ def test_services_run_the_checkouts_home_energy_command():
     assert meter["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy collect"]
     assert meter["Restart"] == ["on-failure"]
     assert meter["WantedBy"] == ["multi-user.target"]
+    publish = unit_keys(SERVICES[3])
+    assert publish["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy publish"]
+    assert publish["Restart"] == ["on-failure"] and publish["RestartPreventExitStatus"] == ["78"]
 
 
 def _bytes(size: str) -> int:
@@ -105,8 +109,9 @@ def test_every_service_has_memory_and_task_limits(name: str):
 
 
 def test_only_the_sync_receives_the_amber_token_and_only_the_collector_the_meter_password():
-    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD"]
-    assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN"]
+    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD MQTT_PASSWORD"]
+    assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN MQTT_PASSWORD"]
+    assert unit_keys(SERVICES[3])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD"]
     assert "UnsetEnvironment" not in unit_keys(SERVICES[1])
 
 
@@ -169,6 +174,16 @@ def test_dashboard_exposure_is_no_worse_than_the_recorded_score(systemd_root: Pa
     measured = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
     assert measured, result.stdout + result.stderr
     assert float(measured.group(1)) <= float(recorded.group(1))
+
+
+def test_publisher_exposure_is_at_most_2(systemd_root: Path):
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", f"--root={systemd_root}", "--no-pager", SERVICES[3]],
+        capture_output=True, text=True, timeout=60,
+    )
+    measured = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert measured, result.stdout + result.stderr
+    assert float(measured.group(1)) <= PUBLISH_EXPOSURE_MAX
 
 
 def test_env_example_is_valid_configuration_pointing_at_the_state_directory():
