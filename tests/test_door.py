@@ -153,7 +153,18 @@ class _Raw:
     def _one(self, conn: socket.socket) -> None:
         with conn:
             try:
-                self.requests.append(conn.recv(65536))
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    request += chunk
+                head = request.split(b"\r\n\r\n", 1)[0].lower()
+                length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]) \
+                    if b"content-length:" in head else 0
+                while len(request) < len(head) + 4 + length:
+                    request += conn.recv(65536)
+                self.requests.append(request)
                 self.behaviour(conn)
             except OSError:
                 pass
@@ -282,14 +293,18 @@ def test_a_kept_alive_connection_is_reused_and_a_post_answers_a_digest_challenge
 
 
 def test_a_json_body_is_sent_strict(raw):
-    server = raw(lambda c: c.sendall(_answer("200 OK", b'{"was_on": false}')))
+    server = raw(lambda c: c.sendall(_answer("200 OK", b'{"was_on": false}', "Connection: close")))
     client = fetch.Client(server.url, label="the plug", faults=FAULTS, limits=LIMITS)
-    assert client.request("POST", "/rpc", json_body={"id": 1, "method": "Switch.Set"}).json() == {"was_on": False}
-    head, _, body = server.requests[0].partition(b"\r\n\r\n")
-    assert head.startswith(b"POST /rpc HTTP/1.1") and b"Content-Type: application/json" in head
-    assert body == b'{"id":1,"method":"Switch.Set"}'
-    with pytest.raises(ValueError):
-        client.request("POST", "/rpc", json_body={"x": float("nan")})
+    try:
+        answer = client.request("POST", "/rpc", json_body={"id": 1, "method": "Switch.Set"})
+        assert answer.json() == {"was_on": False}
+        head, _, body = server.requests[0].partition(b"\r\n\r\n")
+        assert head.startswith(b"POST /rpc HTTP/1.1") and b"Content-Type: application/json" in head
+        assert body == b'{"id":1,"method":"Switch.Set"}'
+        with pytest.raises(ValueError):
+            client.request("POST", "/rpc", json_body={"x": float("nan")})
+    finally:
+        client.close()
 
 
 def test_url_user_info_never_reaches_a_message():
