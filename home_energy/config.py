@@ -32,7 +32,7 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
 SETTINGS = frozenset({
     "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
     "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
-    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS",
+    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS", "PLUGS_FILE",
     "MQTT_URL", "MQTT_PASSWORD", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX",
 })
 OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_", "MQTT_")
@@ -77,6 +77,7 @@ class Config:
     meter_url: str | None = None
     meter_password: Secret | None = None
     meter_poll_seconds: int = 10
+    plugs_file: Path | None = None  # smart plugs and their rules (TOML, read by plugs.rules); None: no plugs
     mqtt_url: str | None = None  # mqtt(s)://host[:port], user-info removed (it is in the two fields below)
     mqtt_user: Secret | None = None
     mqtt_password: Secret | None = None
@@ -208,6 +209,7 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
         forecast_price=forecast,
+        plugs_file=Path(merged["PLUGS_FILE"].strip()) if merged.get("PLUGS_FILE", "").strip() else None,
         **_meter_settings(merged),
         **_mqtt_settings(merged),
     )

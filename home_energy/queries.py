@@ -245,6 +245,43 @@ def summary_cache_key(conn: sqlite3.Connection, now: datetime) -> tuple[int | No
             _bucket(now))
 
 
+def price_slots(conn: sqlite3.Connection, sid: str | None, channel: str, t: int, horizon: int,
+                forecast: str) -> list[Slot]:
+    """The intervals of `channel` from the one holding `t` up to `horizon`, each at the price the
+    chart draws it at (Amber's own forecast by default): what every cheapest choice ranks."""
+    return [
+        Slot(r[0], r[1], forecast_price("forecast" if r[0] > t else "current", r[2], r[3], forecast))
+        for r in conn.execute(
+            "SELECT start, end, per_kwh, adv_predicted FROM prices WHERE site_id = ? AND channel = ? "
+            "AND start > ? AND start < ? AND end > ? ORDER BY start",
+            (sid, channel, t - MAX_INTERVAL_S, horizon, t),
+        )
+    ]
+
+
+def plug_prices(conn: sqlite3.Connection, now: datetime, forecast: str) -> dict[str, Any]:
+    """What the plug controller decides on, from the cache only: the general and feed-in
+    intervals from now to the forecast's end (as `summary` ranks them), whether a spike is on,
+    and how fresh the prices and the sync are. Feed-in stays in Amber's sign (negative = paid)."""
+    sid = site_id(conn)
+    t = _bucket(now)
+    exact = int(now.timestamp())
+    horizon = t + 2 * CHEAPEST_HORIZON_H * 3600
+    spike = conn.execute(
+        "SELECT spike_status FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? AND start <= ? "
+        "AND end > ?", (sid, exact - MAX_INTERVAL_S, exact, exact)).fetchone()
+    last = _last_run(conn, exact)
+    return {
+        "general": price_slots(conn, sid, "general", t, horizon, forecast),
+        "feed_in": price_slots(conn, sid, "feedIn", t, horizon, forecast),
+        "spike": spike is not None and spike[0] == "spike",
+        "prices_fetched_at": int_meta(conn, f"prices_fetched_at:{sid}"),
+        "last_success_at": int_meta(conn, "last_success_at"),
+        "last_outcome": None if last is None else last["outcome"],
+        "last_error": None if last is None else last["error"],
+    }
+
+
 def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None,
             forecast: str = "amber") -> dict[str, Any]:
     sid = site_id(conn)
@@ -270,15 +307,7 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
     ).fetchone()
 
     horizon = t + CHEAPEST_HORIZON_H * 3600
-    # Forecasts are ranked at the price the chart draws them at (Amber's own by default).
-    slots = [
-        Slot(r[0], r[1], forecast_price("forecast" if r[0] > t else "current", r[2], r[3], forecast))
-        for r in conn.execute(
-            "SELECT start, end, per_kwh, adv_predicted FROM prices WHERE site_id = ? AND channel = 'general' "
-            "AND start > ? AND start < ? AND end > ? ORDER BY start",
-            (sid, t - MAX_INTERVAL_S, horizon, t),
-        )
-    ]
+    slots = price_slots(conn, sid, "general", t, horizon, forecast)
     earliest = now_row["start"] if now_row else t
     windows = {}
     for hours in CHEAPEST_HOURS:

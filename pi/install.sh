@@ -11,8 +11,9 @@ readonly UNIT_DIR=/etc/systemd/system
 # The checkout path written in pi/systemd/*; replaced by this checkout's real path on install.
 readonly UNIT_CHECKOUT=/opt/home-energy-analysis
 readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer
-  home-energy-meter.service)
-readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home-energy-meter.service)
+  home-energy-meter.service home-energy-control.service)
+readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home-energy-meter.service
+  home-energy-control.service)
 # Installed and enabled only when the env file sets MQTT_URL (docs/integrations.md).
 readonly PUBLISH_UNIT=home-energy-publish.service
 readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
@@ -250,7 +251,8 @@ install_units() {
   if (( UNITS_CHANGED )); then run systemctl daemon-reload; fi
   run systemctl enable --now "${enable[@]}"
   if (( UNITS_CHANGED )); then
-    run systemctl try-restart home-energy-dashboard.service home-energy-meter.service "${enable[@]:${#ENABLE[@]}}"
+    run systemctl try-restart home-energy-dashboard.service home-energy-meter.service home-energy-control.service \
+      "${enable[@]:${#ENABLE[@]}}"
   fi
   # Fill the cache now rather than at the next 5-minute boundary.
   if (( ! UNITS_ONLY )); then run systemctl start --no-block home-energy-sync-cache.service; fi
