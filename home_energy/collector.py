@@ -104,7 +104,7 @@ class Collector:
             self._fault(str(exc))
             return False
         except Exception as exc:  # noqa: BLE001 - a driver bug costs one poll, never the collector
-            log.debug("meter poll failed unexpectedly", exc_info=True)
+            log.debug("meter poll failed unexpectedly: %s", " ".join(repr(exc).split())[:200])
             self._fault(f"the {self.source.name} meter's answer could not be used ({type(exc).__name__})")
             return False
         try:
