@@ -38,6 +38,7 @@ from .models import (
     site_from_payload,
     usage_from_payload,
 )
+from .redact import Redactor
 from .schema import validate_payload
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ def run_sync(config: Config, upstream: Upstream | None = None) -> SyncReport:
 def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncReport:
     started = now_utc()
     t0 = monotonic()
+    # Every line this run records or logs is scrubbed of the configured secrets first: Amber may
+    # echo the token in its own words.
+    scrub = Redactor.from_config(config)
     previous_outcome = store.last_outcome(conn)
     run_id = store.start_run(conn, config.mode)
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
@@ -129,13 +133,14 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
             # Whatever a payload the checks let through still trips on is invalid data, never a traceback.
             raise UpstreamDataError(f"Amber sent data this program cannot use: {type(exc).__name__}") from exc
     except HomeEnergyError as exc:
-        outcome, code = exc.outcome, exc.exit_code
+        outcome, code, message = exc.outcome, exc.exit_code, scrub(str(exc))
         meta = _rate_limit_meta(upstream.rate_limit, exc)
-        store.record_failure(conn, run_id, _record(outcome, str(exc), upstream), meta)
-        _log_failure(previous_outcome, str(exc))
-        return SyncReport(outcome, code, 0, upstream.calls, str(exc))
+        store.record_failure(conn, run_id, _record(outcome, message, upstream), meta)
+        _log_failure(previous_outcome, message)
+        return SyncReport(outcome, code, 0, upstream.calls, message)
 
     optional = fetched.optional_error
+    optional_text = scrub(str(optional)) if optional else None
     outcome = "partial" if optional else "ok"
     site = fetched.site
     plan = store.SyncWrite(
@@ -144,21 +149,22 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
-        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional and str(optional), upstream),
+        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional_text, upstream),
                                         config.retention_days, started)
     except sqlite3.Error as exc:
         if db.is_corrupt(exc):
             raise
         # Disk full, I/O error: the transaction is rolled back whole and the old data still served.
         error = db.cache_error(exc, config.sqlite_path)
-        message = f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL else str(error)
+        message = scrub(f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL
+                        else str(error))
         _log_failure(previous_outcome, message)
         with contextlib.suppress(sqlite3.Error):
             store.record_failure(conn, run_id, _record("tempfail", message, upstream))
         return SyncReport("tempfail", error.exit_code, 0, upstream.calls, message)
     if previous_outcome not in (None, "ok", "partial", "interrupted"):
         log.info("sync recovered: %d rows written", rows)
-    return SyncReport(outcome, 0, rows, upstream.calls, str(optional) if optional else None, pruned)
+    return SyncReport(outcome, 0, rows, upstream.calls, optional_text, pruned)
 
 
 def _record(outcome: str, error: str | None, upstream: Upstream) -> store.RunRecord:
@@ -263,7 +269,8 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
         fetched.meta.update({f"usage_failures:{site.id}": failures + 1, f"usage_retry_at:{site.id}": int(t + wait)})
         fetched.meta.pop(f"usage_backfill_oldest:{site.id}", None)
         if not failures:
-            log.warning("usage not updated: %s; trying again in %d minutes, then less often", exc, wait // 60)
+            log.warning("usage not updated: %s; trying again in %d minutes, then less often",
+                        Redactor.from_config(config)(str(exc)), wait // 60)
         return
     fetched.meta.update({f"usage_fetched_at:{site.id}": int(t), f"usage_failures:{site.id}": None,
                          f"usage_retry_at:{site.id}": None})

@@ -26,6 +26,7 @@ from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
 from .db import connect_reader
 from .errors import HomeEnergyError
+from .redact import Redactor
 from .resources import package_folder
 from .version import running_version
 
@@ -110,6 +111,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
     app.extensions["home_energy_static"] = load_static(app.static_folder)
+    # Health carries the sync's and the meter's error lines: served without any configured secret.
+    app.extensions["home_energy_redact"] = Redactor.from_config(config)
     if "static" in app.view_functions:
         app.view_functions["static"] = _static_file
     app.register_blueprint(api)
@@ -329,7 +332,7 @@ def health():
         body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, version)
         if cfg.meter is not None:
             body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
-        return body
+        return current_app.extensions["home_energy_redact"].scrub_tree(body)
 
     # Its ages count whole seconds, so within one second and with no write it cannot change.
     key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version, cfg.meter)
