@@ -81,6 +81,13 @@ class CacheSchemaError(CacheUnreadableError):
     exit_code = EX_CONFIG
 
 
+class CacheFolderMissingError(CacheUnreadableError):
+    """SQLITE_PATH names a folder inside one that does not exist: the program creates only the
+    last folder of the path, so a typo cannot grow a tree somewhere unexpected."""
+
+    exit_code = EX_CONFIG
+
+
 class CachePermissionError(CacheUnreadableError):
     """The cache file or its folder cannot be opened or written by this user."""
 

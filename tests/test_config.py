@@ -110,3 +110,21 @@ def test_cli_env_file_that_is_not_utf8_exits_78_with_one_line(tmp_path):
     assert result.returncode == 78
     assert result.stderr == f"error: env file {env_file} is not UTF-8 text at byte offset 14: save it as UTF-8\n"
     assert not (tmp_path / "c.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["init-db", "sync", "seed-demo"])
+def test_a_cache_folder_is_created_only_inside_one_that_exists(tmp_path, command):
+    missing = tmp_path / "missing" / "dir" / "c.sqlite"
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(missing)}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", command], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (f"error: SQLITE_PATH {missing}: the folder {tmp_path / 'missing'} does not exist: "
+                             "create it, or correct SQLITE_PATH\n")
+    assert not (tmp_path / "missing").exists()
+    # One level down from a folder that exists is created, as the default data/cache.sqlite is.
+    env["SQLITE_PATH"] = str(tmp_path / "new" / "c.sqlite")
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", command], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "c.sqlite").is_file()
