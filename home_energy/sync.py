@@ -24,7 +24,7 @@ from typing import Any
 
 from . import db, store
 from .amber import AmberClient, RateLimit, Upstream, price_window
-from .clock import NEM_TZ, monotonic, now_utc
+from .clock import NEM_TZ, floor_to_boundary, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
 from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError, UpstreamDataError, UpstreamError
@@ -51,6 +51,7 @@ USAGE_CHUNK_DAYS = 7  # /usage rejects longer ranges with 422
 BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at most 5 calls a run
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
 RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
+LONGEST_INTERVAL_MIN = 30  # Amber's intervals last 5, 15 or 30 minutes; a 5-minute site's far forecasts are 30
 MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
@@ -74,6 +75,8 @@ class _Fetched:
     usage: list[UsageRow] | None = None  # None: /usage not called (or it failed) this run
     optional_error: HomeEnergyError | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # scheduling state the store writes with the data
+    asked_prices: tuple[int, int] = (0, 0)  # the window of intervals asked for, Unix s
+    asked_usage: list[tuple[date, date]] = field(default_factory=list)  # the dates of each /usage call
 
 
 def make_upstream(config: Config) -> Upstream:
@@ -145,12 +148,18 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     site = fetched.site
     plan = store.SyncWrite(
         mode=config.mode, site=site, prices=fetched.prices,
+        asked=store.Asked(*fetched.asked_prices, usage=tuple(fetched.asked_usage)),
         all_sites=fetched.all_sites, usage=fetched.usage,
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
         rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional_text, upstream),
                                         config.retention_days, started)
+    except HomeEnergyError as exc:  # the store judged the plan: nothing was written
+        message = scrub(str(exc))
+        _log_failure(previous_outcome, message)
+        store.record_failure(conn, run_id, _record(exc.outcome, message, upstream))
+        return SyncReport(exc.outcome, exc.exit_code, 0, upstream.calls, message)
     except sqlite3.Error as exc:
         if db.is_corrupt(exc):
             raise
@@ -223,9 +232,14 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     assert site is not None
     resolution = 5 if site.interval_length == 5 else 30
     previous, next_ = price_window(now, resolution)
+    current = floor_to_boundary(now, resolution)
+    asked = store.Asked(int((current - timedelta(minutes=previous * resolution)).timestamp()),
+                        int((current + timedelta(minutes=resolution + next_ * LONGEST_INTERVAL_MIN)).timestamp()))
     payload = upstream.current_prices(site.id, next_=next_, previous=previous, resolution=resolution)
     fetched.prices = convert_all("prices", lambda item: price_from_payload(site.id, item),
                               validate_payload("prices", payload))
+    store.judge_prices(fetched.prices, asked)
+    fetched.asked_prices = (asked.prices_from, asked.prices_to)
     if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
         # Valid by the schema, but Amber always sends the current general interval: an empty or
         # partial answer would leave the display without a price now.
@@ -258,7 +272,9 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
                 break
             payload = upstream.usage(site.id, start, end)
             rows = convert_all("usage", lambda i: usage_from_payload(site.id, i), validate_payload("usage", payload))
+            store.judge_usage(rows, [(start, end)])
             fetched.usage = (fetched.usage or []) + rows
+            fetched.asked_usage.append((start, end))
             oldest = db.get_meta(conn, f"usage_backfill_oldest:{site.id}")
             if oldest is None or start.isoformat() < oldest:
                 fetched.meta[f"usage_backfill_oldest:{site.id}"] = start.isoformat()
