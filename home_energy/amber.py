@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from .clock import NEM_TZ, monotonic, nem_day_start, now_utc
 from .config import Secret
-from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError
+from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError, UpstreamSiteMissingError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ USER_AGENT = "home-energy kitchen display"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # after decompression; the largest real answer (2,048 intervals) is ~1.5 MB
 MAX_JSON_DEPTH = 32  # Amber's deepest payload nests 4 levels; Python's parser recurses once per level
 READ_CHUNK_BYTES = 64 * 1024
-MAX_RATE_LIMIT_RESET_S = 3600  # Amber's window is 5 minutes; a far larger value is nonsense
+# Amber's window is 5 minutes; a far larger value is nonsense. The one ceiling of a rate-limit
+# block: the client clamps RateLimit-Reset to it and the sync honours a remembered block up to it.
+MAX_RATE_LIMIT_RESET_S = 3600
 MAX_REASON_CHARS = 80
 _TOKENISH = re.compile(r"(?i)(bearer\s+\S+|psk_[A-Za-z0-9_\-]+|authorization)")
 _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
@@ -286,7 +288,7 @@ class AmberClient:
         if status in (401, 403):
             raise UpstreamAuthError(f"Amber refused the token ({status}): check AMBER_TOKEN")
         if status == 404:
-            raise UpstreamAuthError(f"Amber has no such site ({status} on {what}): check AMBER_SITE_ID")
+            raise UpstreamSiteMissingError(f"Amber has no such site ({status} on {what}): check AMBER_SITE_ID")
         if 300 <= status < 400:
             target = urlsplit(response.headers.get("Location", "")).hostname or "an unnamed place"
             raise UpstreamError(f"Amber answered {status} on {what}, redirecting to {target[:60]}: not followed")

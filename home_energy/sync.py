@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from . import db, store
-from .amber import AmberClient, RateLimit, Upstream, price_window
+from .amber import MAX_RATE_LIMIT_RESET_S, AmberClient, RateLimit, Upstream, price_window
 from .clock import NEM_TZ, floor_to_boundary, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
@@ -52,7 +52,6 @@ BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at mos
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
 RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
 LONGEST_INTERVAL_MIN = 30  # Amber's intervals last 5, 15 or 30 minutes; a 5-minute site's far forecasts are 30
-MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
 
@@ -125,9 +124,10 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
     fetched = _Fetched()
     try:
-        if started.timestamp() < blocked_until <= started.timestamp() + MAX_BLOCK_S:
+        # Up to the client's own ceiling on a block: a longer one came from a clock that was wrong.
+        if started.timestamp() < blocked_until <= started.timestamp() + MAX_RATE_LIMIT_RESET_S:
             wait_s = int(blocked_until - started.timestamp())
-            raise UpstreamError(f"rate-limited by Amber: no calls for another {wait_s} s")
+            raise RateLimitedError(f"rate-limited by Amber: no calls for another {wait_s} s", blocked_until)
         try:
             fetched.site = _resolve_site(conn, config, upstream, fetched, started)
             _fetch_prices(upstream, fetched, started)
@@ -138,7 +138,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     except HomeEnergyError as exc:
         outcome, code, message = exc.outcome, exc.exit_code, scrub(str(exc))
         meta = _rate_limit_meta(upstream.rate_limit, exc)
-        store.record_failure(conn, run_id, _record(outcome, message, upstream), meta)
+        store.record_failure(conn, run_id, _record(outcome, message, upstream, exc), meta)
         _log_failure(previous_outcome, message)
         return SyncReport(outcome, code, 0, upstream.calls, message)
 
@@ -153,12 +153,12 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
-        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional_text, upstream),
+        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional_text, upstream, optional),
                                         config.retention_days, started)
     except HomeEnergyError as exc:  # the store judged the plan: nothing was written
         message = scrub(str(exc))
         _log_failure(previous_outcome, message)
-        store.record_failure(conn, run_id, _record(exc.outcome, message, upstream))
+        store.record_failure(conn, run_id, _record(exc.outcome, message, upstream, exc))
         return SyncReport(exc.outcome, exc.exit_code, 0, upstream.calls, message)
     except sqlite3.Error as exc:
         if db.is_corrupt(exc):
@@ -169,19 +169,22 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
                         else str(error))
         _log_failure(previous_outcome, message)
         with contextlib.suppress(sqlite3.Error):
-            store.record_failure(conn, run_id, _record("tempfail", message, upstream))
+            store.record_failure(conn, run_id, _record("tempfail", message, upstream, error))
         return SyncReport("tempfail", error.exit_code, 0, upstream.calls, message)
     if previous_outcome not in (None, "ok", "partial", "interrupted"):
         log.info("sync recovered: %d rows written", rows)
     return SyncReport(outcome, 0, rows, upstream.calls, optional_text, pruned)
 
 
-def _record(outcome: str, error: str | None, upstream: Upstream) -> store.RunRecord:
+def _record(outcome: str, error: str | None, upstream: Upstream,
+            exc: HomeEnergyError | None = None) -> store.RunRecord:
+    """The run's record; its problem code comes from the error's class, never from its words."""
     limit = upstream.rate_limit
     return store.RunRecord(
         outcome, error or None, upstream.calls,
         None if limit is None else limit.remaining,
         None if limit is None or limit.reset_at is None else int(limit.reset_at),
+        None if exc is None else exc.problem,
     )
 
 

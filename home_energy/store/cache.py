@@ -105,9 +105,9 @@ def make_folder(path: Path) -> None:
     """Create the cache's folder, but only inside one that exists: a missing parent is far more
     often a mistyped SQLITE_PATH than a wish for a new tree (one line, exit 78)."""
     folder = path.parent
-    if folder.is_dir():
-        return
     try:
+        if folder.is_dir():
+            return
         folder.mkdir(exist_ok=True)
     except FileNotFoundError as exc:
         raise CacheFolderMissingError(f"SQLITE_PATH {path}: the folder {folder.parent} does not exist: "

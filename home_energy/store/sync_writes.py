@@ -89,6 +89,7 @@ class RunRecord:
     calls: int
     rate_limit_remaining: int | None = None
     rate_limit_reset_at: int | None = None
+    problem: str | None = None  # the failure's code, from its class (errors.py); None when all went well
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,9 @@ def _finish_run(conn: sqlite3.Connection, run_id: int, record: RunRecord, rows: 
         (int(now_utc().timestamp()), record.outcome, record.error, rows, record.calls, record.rate_limit_remaining,
          record.rate_limit_reset_at, run_id),
     )
+    conn.execute("DELETE FROM sync_run_problems WHERE run_id = ?", (run_id,))
+    if record.problem is not None:
+        conn.execute("INSERT INTO sync_run_problems (run_id, problem) VALUES (?, ?)", (run_id, record.problem))
 
 
 def delete_site(conn: sqlite3.Connection, site_id: str) -> None:
@@ -273,6 +277,7 @@ def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
     removed += conn.execute("DELETE FROM usage WHERE start < ? AND end < ?", (cutoff, cutoff)).rowcount
     conn.execute("DELETE FROM sync_runs WHERE started_at < ? AND outcome != 'running'",
                  (reference - SYNC_RUNS_KEPT_DAYS * 86400,))
+    conn.execute("DELETE FROM sync_run_problems WHERE run_id NOT IN (SELECT id FROM sync_runs)")
     return removed
 
 
