@@ -128,3 +128,16 @@ def test_a_cache_folder_is_created_only_inside_one_that_exists(tmp_path, command
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "new" / "c.sqlite").is_file()
+
+
+@pytest.mark.parametrize("below", ["c.sqlite", "dir/c.sqlite"])
+def test_a_file_in_the_way_of_the_cache_folder_is_one_line_exit_78(tmp_path, below):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    path = tmp_path / "a-file" / below
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(path)}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "init-db"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (f"error: SQLITE_PATH {path}: a file is in the way of the folder {path.parent}: "
+                             "correct SQLITE_PATH\n")
+    assert (tmp_path / "a-file").read_text() == "not a folder\n"

@@ -103,7 +103,8 @@ def _open_checked(path: Path) -> sqlite3.Connection:
 
 def make_folder(path: Path) -> None:
     """Create the cache's folder, but only inside one that exists: a missing parent is far more
-    often a mistyped SQLITE_PATH than a wish for a new tree (one line, exit 78)."""
+    often a mistyped SQLITE_PATH than a wish for a new tree; so is a file where a folder should
+    be (one line, exit 78)."""
     folder = path.parent
     try:
         if folder.is_dir():
@@ -112,6 +113,9 @@ def make_folder(path: Path) -> None:
     except FileNotFoundError as exc:
         raise CacheFolderMissingError(f"SQLITE_PATH {path}: the folder {folder.parent} does not exist: "
                                       "create it, or correct SQLITE_PATH") from exc
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise CacheFolderMissingError(f"SQLITE_PATH {path}: a file is in the way of the folder {folder}: "
+                                      "correct SQLITE_PATH") from exc
     except OSError as exc:
         raise db.cache_error(exc, path) from exc
 
