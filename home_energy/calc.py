@@ -81,7 +81,7 @@ FORECAST_PRICES = ("amber", "aemo")
 # one (errors.py, `problem`), so no reason is ever read from an error's wording.
 RUN_PROBLEMS = (
     "token_refused", "site_missing", "settings_invalid", "upstream_unreachable", "rate_limited",
-    "invalid_data", "cache_unreadable", "writer_busy",
+    "invalid_data", "clock_wrong", "cache_unreadable", "writer_busy",
 )
 # Reasons that need nobody: another writer held the cache, and the next run follows in minutes.
 QUIET_PROBLEMS = frozenset({"writer_busy"})

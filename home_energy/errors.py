@@ -53,6 +53,14 @@ class RateLimitedError(UpstreamError):
         self.retry_at_epoch = retry_at_epoch
 
 
+class ClockDisagreesError(UpstreamError):
+    """Amber's current interval lies days from this machine's now: one of the two clocks is wrong
+    (a Pi without a clock battery before NTP answers, or a stale answer). Nothing is written; the
+    next run, with the clock set, goes on as usual."""
+
+    problem = "clock_wrong"
+
+
 class UpstreamAuthError(HomeEnergyError):
     """401/403 from Amber: the token is wrong or revoked."""
 

@@ -74,7 +74,7 @@ class _Fetched:
     usage: list[UsageRow] | None = None  # None: /usage not called (or it failed) this run
     optional_error: HomeEnergyError | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # scheduling state the store writes with the data
-    asked_prices: tuple[int, int] = (0, 0)  # the window of intervals asked for, Unix s
+    asked_prices: tuple[int, int, int] = (0, 0, 0)  # the window of intervals asked for, and when (Unix s)
     asked_usage: list[tuple[date, date]] = field(default_factory=list)  # the dates of each /usage call
 
 
@@ -237,12 +237,13 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     previous, next_ = price_window(now, resolution)
     current = floor_to_boundary(now, resolution)
     asked = store.Asked(int((current - timedelta(minutes=previous * resolution)).timestamp()),
-                        int((current + timedelta(minutes=resolution + next_ * LONGEST_INTERVAL_MIN)).timestamp()))
+                        int((current + timedelta(minutes=resolution + next_ * LONGEST_INTERVAL_MIN)).timestamp()),
+                        int(now.timestamp()))
     payload = upstream.current_prices(site.id, next_=next_, previous=previous, resolution=resolution)
     fetched.prices = convert_all("prices", lambda item: price_from_payload(site.id, item),
                               validate_payload("prices", payload))
     store.judge_prices(fetched.prices, asked)
-    fetched.asked_prices = (asked.prices_from, asked.prices_to)
+    fetched.asked_prices = (asked.prices_from, asked.prices_to, asked.now)
     if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
         # Valid by the schema, but Amber always sends the current general interval: an empty or
         # partial answer would leave the display without a price now.

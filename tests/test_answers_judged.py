@@ -52,17 +52,20 @@ def plus(kind: str, start: datetime) -> Shape:
     return lambda body: [*body, price_interval(kind, "general", start, 30, 99.0)]
 
 
-PRICE_ANSWERS: dict[str, tuple[Shape, bool]] = {
-    # shape of Amber's answer, and whether it is refused whole (exit 65)
-    "an interval of 1970": (plus("ActualInterval", datetime(1970, 1, 1, tzinfo=UTC)), True),
-    "an interval of 9999": (plus("ForecastInterval", datetime(9999, 6, 1, tzinfo=UTC)), True),
+INVALID = ("dataerror", 65, "invalid_data", "outside the window asked for")
+CLOCKS = ("tempfail", 75, "clock_wrong", "check the date and time of this machine")
+PRICE_ANSWERS: dict[str, tuple[Shape, tuple[str, int, str, str] | None]] = {
+    # shape of Amber's answer, and how it is refused whole (None: it is not)
+    "an interval of 1970": (plus("ActualInterval", datetime(1970, 1, 1, tzinfo=UTC)), INVALID),
+    "an interval of 9999": (plus("ForecastInterval", datetime(9999, 6, 1, tzinfo=UTC)), INVALID),
     "a forecast three days past the window": (plus("ForecastInterval", NOW.replace(minute=0) + timedelta(days=4)),
-                                              True),
-    "the whole answer three days early": (shifted(timedelta(days=-3)), True),
-    "the whole answer three days late": (shifted(timedelta(days=3)), True),
-    # Within the slack (clocks disagree): valid, but what lies before the window is not written.
-    "an actual twenty hours before the window": (plus("ActualInterval", MIDNIGHT - timedelta(hours=20)), False),
-    "the whole answer twelve hours early": (shifted(timedelta(hours=-12)), False),
+                                              INVALID),
+    # Amber's own current interval is days away: one of the clocks is wrong (or the answer stale).
+    "the whole answer three days early": (shifted(timedelta(days=-3)), CLOCKS),
+    "the whole answer three days late": (shifted(timedelta(days=3)), CLOCKS),
+    # Within the slack (clocks disagree a little): valid, but what lies before the window is not written.
+    "an actual twenty hours before the window": (plus("ActualInterval", MIDNIGHT - timedelta(hours=20)), None),
+    "the whole answer twelve hours early": (shifted(timedelta(hours=-12)), None),
 }
 
 
@@ -86,9 +89,10 @@ def table(path: Path, name: str, where: str = "1", *args: Any) -> list[tuple]:
         return conn.execute(f"SELECT * FROM {name} WHERE {where} ORDER BY 1, 2, 3", args).fetchall()
 
 
-def last_run(path: Path) -> tuple[str, str | None]:
+def last_run(path: Path) -> tuple[str, str | None, str | None]:
     with sqlite3.connect(path) as conn:
-        return conn.execute("SELECT outcome, error FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+        return conn.execute("SELECT outcome, error, problem FROM sync_runs LEFT JOIN sync_run_problems "
+                            "ON run_id = id ORDER BY id DESC LIMIT 1").fetchone()
 
 
 def add_price_history(path: Path) -> int:
@@ -140,9 +144,10 @@ def test_no_price_answer_touches_the_history_before_the_window(synced, answer):
     # Compared row by row, every column: not one row of the history deleted or rewritten.
     assert table(path, "prices", "start < ?", int(HISTORY_END.timestamp())) == history
     if refused:
-        assert (report.outcome, report.exit_code) == ("dataerror", 65)
-        assert "outside the window asked for" in report.error
-        assert last_run(path) == ("dataerror", report.error)  # recorded, as health shows it
+        outcome, code, problem, words = refused
+        assert (report.outcome, report.exit_code) == (outcome, code)
+        assert words in report.error
+        assert last_run(path) == (outcome, report.error, problem)  # recorded, as health shows it
         assert {name: table(path, name) for name in everything} == everything  # nothing written or deleted
     else:
         assert (report.outcome, report.exit_code) == ("ok", 0), report.error
@@ -221,7 +226,7 @@ def test_a_usage_answer_with_a_row_outside_its_dates_writes_no_usage(synced, ans
     # Usage is optional: the answer is refused whole, the prices of the run are kept (partial).
     assert (report.outcome, report.exit_code) == ("partial", 0)
     assert "outside the dates asked for" in report.error
-    assert last_run(path) == ("partial", report.error)
+    assert last_run(path) == ("partial", report.error, "invalid_data")
     assert table(path, "usage") == usage
     assert table(path, "daily_usage") == daily
 

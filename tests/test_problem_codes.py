@@ -47,6 +47,7 @@ def test_every_error_class_maps_to_one_known_problem_code():
         "SiteMissingError": "site_missing",
         "UpstreamError": "upstream_unreachable",
         "RateLimitedError": "rate_limited",
+        "ClockDisagreesError": "clock_wrong",
         "UpstreamAuthError": "token_refused",
         "UpstreamSiteMissingError": "site_missing",
         "UpstreamDataError": "invalid_data",

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .. import db
 from ..clock import nem_day_start, now_utc
-from ..errors import UpstreamDataError
+from ..errors import ClockDisagreesError, UpstreamDataError
 from ..models import PriceRow, Site, UsageRow
 from .cache import set_meta, transaction
 
@@ -31,6 +31,8 @@ SYNC_RUNS_KEPT_DAYS = 30
 # else (a date of 1970, of 9999, a stale answer from a cache) and is refused whole.
 PRICE_SLACK_BEFORE_S = 24 * 3600
 PRICE_SLACK_AFTER_S = 2 * 24 * 3600
+# Amber's current interval further than this from this machine's now: one of the clocks is wrong.
+CLOCK_SLACK_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,20 @@ class Asked:
 
     prices_from: int  # Unix s: the start of the first interval asked for
     prices_to: int  # Unix s: the end of the last interval asked for, every interval at its longest
+    now: int = 0  # Unix s: when it was asked, by this machine's clock
     usage: tuple[tuple[date, date], ...] = ()  # the NEM dates of each /usage call, both ends included
 
 
 def judge_prices(rows: Iterable[PriceRow], asked: Asked) -> None:
-    """UpstreamDataError when an interval lies beyond the slack around the window asked for."""
+    """UpstreamDataError when an interval lies beyond the slack around the window asked for;
+    ClockDisagreesError (exit 75) when even Amber's current interval does: then the clocks differ."""
     low, high = asked.prices_from - PRICE_SLACK_BEFORE_S, asked.prices_to + PRICE_SLACK_AFTER_S
+    rows = list(rows)
+    for row in rows:
+        if row.kind == "current" and abs(row.start - asked.now) > CLOCK_SLACK_S:
+            raise ClockDisagreesError(
+                f"Amber's current interval starts at {_iso(row.start)}, but this machine's clock says "
+                f"{_iso(asked.now)}: check the date and time of this machine; nothing was written")
     for row in rows:
         if row.start < low or row.end > high:
             raise UpstreamDataError(
