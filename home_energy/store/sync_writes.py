@@ -24,6 +24,7 @@ from ..clock import nem_day_start, now_utc
 from ..errors import ClockDisagreesError, UpstreamDataError
 from ..models import PriceRow, Site, UsageRow
 from .cache import set_meta, transaction
+from .plug_writes import prune_plug_log
 
 SYNC_RUNS_KEPT_DAYS = 30
 # Amber's clock and this machine's may disagree, by minutes, not days: a price answer may reach
@@ -288,6 +289,7 @@ def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
     conn.execute("DELETE FROM sync_runs WHERE started_at < ? AND outcome != 'running'",
                  (reference - SYNC_RUNS_KEPT_DAYS * 86400,))
     conn.execute("DELETE FROM sync_run_problems WHERE run_id NOT IN (SELECT id FROM sync_runs)")
+    removed += prune_plug_log(conn, cutoff)
     return removed
 
 
