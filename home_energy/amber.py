@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from . import fetch
 from .clock import NEM_TZ, nem_day_start, now_utc
 from .config import Secret
-from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError
+from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError, UpstreamSiteMissingError
 from .fetch import Answer, redact_url
 
 __all__ = ["AmberClient", "RateLimit", "Upstream", "price_window", "redact_url"]
@@ -53,7 +53,9 @@ RETRY_BACKOFF_S = 0.5
 # deliberately absent (Amber blocks for minutes and every retry extends the block), and so is 500
 # (it has been a persistent server bug: retrying only spends the quota).
 RETRY_STATUSES = frozenset({502, 503, 504})
-MAX_RATE_LIMIT_RESET_S = 3600  # Amber's window is 5 minutes; a far larger value is nonsense
+# Amber's window is 5 minutes; a far larger value is nonsense. The one ceiling of a rate-limit
+# block: the client clamps RateLimit-Reset to it and the sync honours a remembered block up to it.
+MAX_RATE_LIMIT_RESET_S = 3600
 MAX_REASON_CHARS = 80
 _TOKENISH = re.compile(r"(?i)(bearer\s+\S+|psk_[A-Za-z0-9_\-]+|authorization)")
 
@@ -162,7 +164,7 @@ class AmberClient:
         if status in (401, 403):
             raise UpstreamAuthError(f"Amber refused the token ({status}): check AMBER_TOKEN")
         if status == 404:
-            raise UpstreamAuthError(f"Amber has no such site ({status} on {what}): check AMBER_SITE_ID")
+            raise UpstreamSiteMissingError(f"Amber has no such site ({status} on {what}): check AMBER_SITE_ID")
         if status in (400, 422):
             raise UpstreamDataError(f"Amber refused the {what} request ({status}): {_reason_from(answer)}")
         if status >= 500:

@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from . import redact
 from .config import Config, config_warnings, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
@@ -39,7 +40,7 @@ def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
     stop_on_signals(lambda signum: log.info("stopping on %s", signal.Signals(signum).name))
     report = run_sync(config)
     if report.exit_code == 0:
-        note = f" ({report.error})" if report.error else ""
+        note = f" ({redact.scrub(report.error)})" if report.error else ""
         print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
     # A failure was already logged by the sync (loudly when it starts, quietly while it lasts).
     return report.exit_code
@@ -247,8 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(env_file=args.env_file)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # no configuration, so no secret known to show
         return EX_CONFIG
+    # Before anything logs: every record from here on is made without the configured secrets.
+    redact.install(config)
     for line in config_warnings(env_file=args.env_file):
         print(f"warning: {line}", file=sys.stderr)
     _setup_logging(config.debug)
@@ -256,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(config, args)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact.scrub(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -10,6 +10,7 @@ default, or a token file other users can read) is reported by `config_warnings`,
 """
 from __future__ import annotations
 
+import codecs
 import difflib
 import ipaddress
 import os
@@ -90,11 +91,21 @@ class Config:
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`."""
+    """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`.
+
+    The file is UTF-8 (a leading byte-order mark is accepted); bytes that are not end in one
+    line naming the file and the offset of the first bad byte (exit 78)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror}") from exc
+    # Windows Notepad starts a UTF-8 file with a byte-order mark; it is not part of line 1's key.
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"env file {path} is not UTF-8 text at byte offset {skip + exc.start}: "
+                          "save it as UTF-8") from exc
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

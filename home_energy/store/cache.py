@@ -30,6 +30,7 @@ from ..clock import now_utc
 from ..errors import (
     CacheBusyError,
     CacheCorruptError,
+    CacheFolderMissingError,
     CacheSchemaError,
     CacheTooNewError,
     HomeEnergyError,
@@ -49,8 +50,8 @@ INTERRUPTED = "the previous sync stopped before it finished (killed, or the powe
 def writer_lock(path: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold the cache's writer lock; after `wait_s` of waiting, CacheBusyError (exit 75)."""
     lock = path.with_name(path.name + ".lock")
+    make_folder(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
     except OSError as exc:
         raise db.cache_error(exc, path) from exc
@@ -129,11 +130,27 @@ def _open_checked(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def make_folder(path: Path) -> None:
+    """Create the cache's folder, but only inside one that exists: a missing parent is far more
+    often a mistyped SQLITE_PATH than a wish for a new tree; so is a file where a folder should
+    be (one line, exit 78)."""
+    folder = path.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir():
+            return
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError as exc:
+        raise CacheFolderMissingError(f"SQLITE_PATH {path}: the folder {folder.parent} does not exist: "
+                                      "create it, or correct SQLITE_PATH") from exc
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise CacheFolderMissingError(f"SQLITE_PATH {path}: a file is in the way of the folder {folder}: "
+                                      "correct SQLITE_PATH") from exc
     except OSError as exc:
         raise db.cache_error(exc, path) from exc
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    make_folder(path)
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=db.BUSY_TIMEOUT_MS / 1000)
