@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .config import Config, config_warnings, load_config
+from .config import Config, config_warnings, dashboard_url, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
 log = logging.getLogger("home_energy")
@@ -98,11 +98,7 @@ def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
 
 
 def cmd_config(config: Config, _args: argparse.Namespace) -> int:
-    # Where a local client reaches the dashboard: a wildcard listen address means loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    print(f"http://{host}:{config.port}/api/health")
+    print(f"{dashboard_url(config)}api/health")
     return 0
 
 
