@@ -81,7 +81,9 @@ def _serve(config: Config, before_serving=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     cleanup = before_serving() if before_serving else None
-    log.info("serving %s mode on http://%s:%d/", config.mode, config.host, config.port)
+    mode, prices_from = _provenance(config)
+    log.info("serving on http://%s:%d/ (mode %s, %s)", config.host, config.port, mode,
+             f"prices from {prices_from}" if prices_from else "no prices cached")
     try:
         server.run()
     except SystemExit:
@@ -91,6 +93,25 @@ def _serve(config: Config, before_serving=None) -> int:
             cleanup()
         server.close()
     return 0
+
+
+def _provenance(config: Config) -> tuple[str, str | None]:
+    """What health says of the mode and the cached prices' source (the dashboard holds no token:
+    its own configuration cannot tell, the sync's record in the cache can)."""
+    import sqlite3
+
+    from . import db, queries
+
+    try:
+        conn = db.connect_reader(config.sqlite_path)
+    except (HomeEnergyError, sqlite3.Error, OSError):
+        return config.mode, None
+    try:
+        return queries.provenance(conn, config.mode)
+    except sqlite3.Error:
+        return config.mode, None
+    finally:
+        conn.close()
 
 
 def cmd_serve(config: Config, _args: argparse.Namespace) -> int:

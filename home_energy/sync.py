@@ -24,6 +24,7 @@ from typing import Any
 
 from . import db, store
 from .amber import AmberClient, RateLimit, Upstream, price_window
+from .calc import sync_problem
 from .clock import NEM_TZ, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
@@ -113,7 +114,8 @@ def run_sync(config: Config, upstream: Upstream | None = None) -> SyncReport:
 def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncReport:
     started = now_utc()
     t0 = monotonic()
-    previous_outcome = store.last_outcome(conn)
+    previous_outcome, previous_error = store.last_result(conn)
+    # Recorded before anything can fail; the first Amber run also drops what the demo simulated.
     run_id = store.start_run(conn, config.mode)
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
     fetched = _Fetched()
@@ -132,7 +134,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         outcome, code = exc.outcome, exc.exit_code
         meta = _rate_limit_meta(upstream.rate_limit, exc)
         store.record_failure(conn, run_id, _record(outcome, str(exc), upstream), meta)
-        _log_failure(previous_outcome, str(exc))
+        _log_failure(previous_outcome, previous_error, outcome, str(exc))
         return SyncReport(outcome, code, 0, upstream.calls, str(exc))
 
     optional = fetched.optional_error
@@ -152,7 +154,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         # Disk full, I/O error: the transaction is rolled back whole and the old data still served.
         error = db.cache_error(exc, config.sqlite_path)
         message = f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL else str(error)
-        _log_failure(previous_outcome, message)
+        _log_failure(previous_outcome, previous_error, "tempfail", message)
         with contextlib.suppress(sqlite3.Error):
             store.record_failure(conn, run_id, _record("tempfail", message, upstream))
         return SyncReport("tempfail", error.exit_code, 0, upstream.calls, message)
@@ -180,12 +182,20 @@ def _rate_limit_meta(limit: RateLimit | None, exc: BaseException | None) -> dict
     return meta
 
 
-def _log_failure(previous_outcome: str | None, error: str) -> None:
-    # Home Assistant's coordinator habit: say it loudly when it starts failing, quietly after.
+def _log_failure(previous_outcome: str | None, previous_error: str | None, outcome: str, error: str) -> None:
+    """Home Assistant's coordinator habit: loudly when it starts failing, and again (once) when
+    the cause changes (Amber unreachable, then the token refused); the same cause again is quiet."""
     if previous_outcome in (None, "ok", "partial"):
         log.error("sync failed: %s", error)
+    elif _cause(previous_outcome, previous_error) != _cause(outcome, error):
+        log.warning("sync failing for another reason: %s", error)
     else:
-        log.info("sync still failing: %s", error)
+        log.debug("sync still failing: %s", error)
+
+
+def _cause(outcome: str | None, error: str | None) -> str | None:
+    # The problem a household hears about (token, site, rate limit, outage…), as health names it.
+    return sync_problem(outcome, error, has_prices=True)
 
 
 def _float(value: str | None) -> float | None:
