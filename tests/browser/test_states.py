@@ -350,8 +350,9 @@ def test_empty_cache_shows_placeholders_and_says_it_is_waiting(fake_page):
     assert text(page, "#price-value") == "—"
     assert text(page, "#price-descriptor") == "No price for now: see the notice"
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Waiting for the first prices"
+    assert text(page, "#notice-text") == "Waiting for Amber's first prices"  # a token is set (mode amber)
     assert text(page, "#notice-detail") == "If this lasts 10 minutes, check the Pi's internet"
+    assert page.locator("#demo-mark").is_hidden()
     assert text(page, "#cheapest-times") == "—"
     assert text(page, "#yesterday-value") == "—"
     assert page.locator("#feedin-stat").is_hidden()
