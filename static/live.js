@@ -55,9 +55,19 @@
   status.hidden = true;
   strip.append(status);
 
+  // Short figures keep the strip on one row: 950 W, 2.8 kW, 12 kW.
   function power(watts) {
     const size = Math.abs(watts);
-    return size < 1000 ? Math.round(size) + " W" : (size / 1000).toFixed(1) + " kW";
+    if (size < 1000) return Math.round(size) + " W";
+    return size < 9950 ? (size / 1000).toFixed(1) + " kW" : Math.round(size / 1000) + " kW";
+  }
+
+  // 4.2 c/h, 68 c/h; from $10 an hour (a spike) in dollars: $36.0/h, $246/h.
+  function perHour(cents) {
+    const size = Math.abs(cents);
+    if (size < 10) return size.toFixed(1) + " c/h";
+    if (size < 999.5) return Math.round(size) + " c/h";
+    return "$" + (size < 9995 ? (size / 100).toFixed(1) : Math.round(size / 100)) + "/h";
   }
 
   function dollars(value) {
@@ -103,8 +113,7 @@
       show(tiles.cost, null);
     } else {
       const cents = values.cost_cents_per_hour;
-      const size = Math.abs(cents);
-      show(tiles.cost, (size < 10 ? size.toFixed(1) : Math.round(size)) + " c/h", cents < 0 ? "Earning" : "Costing");
+      show(tiles.cost, perHour(cents), cents < 0 ? "Earning" : "Costing");
     }
     if (!today || today.cost_dollars == null) {
       show(tiles.today, null);
@@ -128,6 +137,18 @@
     if (message !== null) status.textContent = message;
     strip.classList.toggle("live-stale", message !== null);
     strip.hidden = !live || live.source === null;
+    fitOneRow();
+  }
+
+  /** Landscape: the figures stay on one row. Large values (a spike's dollars an hour, a 10 kW
+   *  battery at 100%) may not fit at the normal spacing: then the strip tightens its gaps and
+   *  letters, never its figures below 5 % of the height. */
+  function fitOneRow() {
+    strip.classList.remove("live-tight");
+    if (strip.hidden || innerWidth <= innerHeight) return;
+    const rows = () => new Set([...strip.querySelectorAll(".live-tile:not([hidden]) .live-value")]
+      .map((v) => Math.round(v.getBoundingClientRect().top))).size;
+    if (rows() > 1) strip.classList.add("live-tight");
   }
 
   async function fetchJson(path) {

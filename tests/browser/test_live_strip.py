@@ -128,3 +128,27 @@ def test_the_strip_keeps_its_figures_and_names_a_silent_meter(browser, metered_s
         assert json.loads(json.dumps(shown))[0]["px"] >= 24
     finally:
         context.close()
+
+
+# A spike hour on a big house: the longest figures the strip can meet.
+WORST_LIVE = {**live_answer(True), "load_w": 8345.0, "solar_w": 8543.0, "battery_w": -9940.0,
+              "battery_soc_percent": 100, "grid_w": 12345.0, "cost_cents_per_hour": 245678.0}
+WORST_TODAY = {**TODAY_FROM_2203, "cost_dollars": -12345.67}
+
+
+@pytest.mark.parametrize(("width", "height", "tight"), [(800, 480, False), (720, 480, True), (1920, 1080, False)],
+                         ids=["800x480", "720x480", "1920x1080"])
+def test_the_longest_figures_stay_on_one_row_at_full_size(browser, metered_server, width, height, tight):
+    context, page = open_strip(browser, metered_server, width, height, WORST_LIVE, WORST_TODAY)
+    try:
+        shown = figures(page)
+        texts = {f["id"]: " ".join(page.locator(f"#{f['id']} .live-value").inner_text().split()) for f in shown}
+        assert texts == {"live-house": "8.3 kW", "live-solar": "8.5 kW", "live-battery": "9.9 kW 100%",
+                         "live-grid": "12 kW", "live-cost": "$2457/h", "live-today": "−$12345.67"}
+        assert len({round(f["top"]) for f in shown}) == 1, shown
+        assert all(f["px"] >= MIN_FIGURE_SHARE * height and f["lines"] == 1 for f in shown), shown
+        # Tighter spacing only where the row would otherwise wrap.
+        assert ("live-tight" in page.locator("#live-strip").get_attribute("class")) is tight
+        assert page.evaluate(LAYOUT_PROBLEMS_JS) == []
+    finally:
+        context.close()
