@@ -21,11 +21,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, jsonify, render_template, request
 
-from . import queries
+from . import publish_status, queries
 from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
 from .db import connect_reader
 from .errors import HomeEnergyError
+from .plugs import status as plug_status
+from .plugs.api import plugs_api
 from .resources import package_folder
 from .version import running_version
 
@@ -114,6 +116,9 @@ def create_app(config: Config | None = None) -> Flask:
         app.view_functions["static"] = _static_file
     app.register_blueprint(api)
     app.register_blueprint(page)
+    app.register_blueprint(plugs_api)
+    from .metrics import metrics  # here, not at the top: it imports this module
+    app.register_blueprint(metrics)
     app.teardown_appcontext(close_db)
 
     @app.before_request
@@ -329,10 +334,16 @@ def health():
         body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, version)
         if cfg.meter is not None:
             body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
+        if cfg.plugs_file is not None:
+            body["plugs"] = plug_status.health(conn, now, configured=True)
+        if cfg.mqtt_url is not None:
+            body["publish"] = publish_status.read_status(status_file, now, cfg.mqtt_url)
         return body
 
     # Its ages count whole seconds, so within one second and with no write it cannot change.
-    key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version, cfg.meter)
+    status_file = publish_status.status_path(cfg.sqlite_path)
+    published = publish_status.stamp(status_file) if cfg.mqtt_url is not None else None
+    key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version, cfg.meter, published, cfg.plugs_file)
     return _fresh_json(conn, "health", key, build)
 
 

@@ -100,7 +100,8 @@
     monthLabel: $("month-label"), monthValue: $("month-value"), monthNote: $("month-note"),
     budget: $("budget"), budgetFill: $("budget-fill"), budgetText: $("budget-text"),
     chartCard: $("chart-card"), chart: $("chart"),
-    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), demoMark: $("demo-mark"), chimeToggle: $("chime-toggle"),
+    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), demoMark: $("demo-mark"),
+    publish: $("publish-status"), chimeToggle: $("chime-toggle"),
     frame: $("frame"),
   };
 
@@ -592,6 +593,12 @@
     show(el.demo, simulated);
     show(el.demoMark, simulated);
     state.waitingForAmber = Boolean(health && health.mode === "amber" && !health.prices_cached_at);
+    // MQTT publishing is another system's business: a word in the footer, never a notice.
+    const publish = health && health.publish;
+    const publishing = publish ? (publish.status === "connected" ? "MQTT ok" : "MQTT offline") : "";
+    setText(el.publish, publishing);
+    if (el.publish.dataset.status !== (publish ? publish.status : "")) el.publish.dataset.status = publish ? publish.status : "";
+    show(el.publish, Boolean(publish));
     const cachedAt = pricesCachedAt();
     setText(el.freshness, cachedAt === null ? "" : `Updated ${formatTime(cachedAt)} · ${formatAgo(now - cachedAt)}`);
 
