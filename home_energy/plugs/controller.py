@@ -100,6 +100,7 @@ class Controller:
         self.rows: dict[str, writes.PlugRow | None] = {}
         self.lock_fd: int | None = None
         self.logged: dict[str, tuple[str | None, str | None, str | None] | None] = {}
+        self.budget_warned: set[str] = set()  # plugs whose refused commands were logged (until one goes through)
         self.conn: sqlite3.Connection
         if dry_run:
             # A dry run writes nothing, not even a migration: it can run beside the real controller.
@@ -311,6 +312,9 @@ class Controller:
                 log.info("dry run: would switch %s %s (asked by Home Assistant)", plug.name, asked)
                 return Outcome(plug.key, state, None, command.on, "dry-run")
             if memory.switches_last_hour >= plug.max_switches_per_hour:
+                if plug.key in self.budget_warned:  # a flood of commands: one line, not one each
+                    return Outcome(plug.key, state, None, command.on, "held")
+                self.budget_warned.add(plug.key)
                 log.warning("plug %s: Home Assistant asked %s; not switched: %d switches in the last hour (at most "
                             "%d)", plug.name, asked, memory.switches_last_hour, plug.max_switches_per_hour)
                 return Outcome(plug.key, state, None, command.on, "held")
@@ -325,6 +329,7 @@ class Controller:
                     return Outcome(plug.key, None, None, command.on, "stopped", error)
                 log.warning("plug %s: Home Assistant asked %s; the command failed: %s", plug.name, asked, error)
                 return self._unreadable(plug, t, error)
+            self.budget_warned.discard(plug.key)
             result = "ok" if state == command.on else "failed"
             writes.finish_command(self.conn, log_id, result, None if result == "ok" else
                                   f"asked {asked}, the plug reports {on_off(state)}")
@@ -365,15 +370,16 @@ class Controller:
         deadline = monotonic() + wait_s
         while not stop.is_set() and (left := deadline - monotonic()) > 0:
             try:
-                command = commands.get(timeout=min(left, COMMAND_POLL_S))
+                first = commands.get(timeout=min(left, COMMAND_POLL_S))
             except queue.Empty:
                 continue
-            try:
-                self.apply_command(command)
-            except HomeEnergyError as exc:
-                log.warning("plug command from Home Assistant not carried out: %s", exc)
-            except Exception:  # noqa: BLE001 - the controller outlives any one bad command
-                log.exception("plug command from Home Assistant failed unexpectedly")
+            for command in _latest_per_plug(first, commands):
+                try:
+                    self.apply_command(command)
+                except HomeEnergyError as exc:
+                    log.warning("plug command from Home Assistant not carried out: %s", exc)
+                except Exception:  # noqa: BLE001 - the controller outlives any one bad command
+                    log.exception("plug command from Home Assistant failed unexpectedly")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -383,6 +389,19 @@ class Controller:
         if self.lock_fd is not None:
             os.close(self.lock_fd)  # releases the one-controller lock
             self.lock_fd = None
+
+
+def _latest_per_plug(first: Command, commands: queue.Queue[Command]) -> list[Command]:
+    """`first` and whatever else is waiting, keeping each plug's last command only: a burst of
+    taps (or a flood) costs one exchange per plug, never one per message."""
+    latest = {first.plug: first}
+    while True:
+        try:
+            command = commands.get_nowait()
+        except queue.Empty:
+            return list(latest.values())
+        latest.pop(command.plug, None)
+        latest[command.plug] = command
 
 
 def _one_line(plug: PlugConfig, exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from home_energy.clock import now_utc
 from home_energy.plugs.commands import COMMAND_MAX_AGE_S, LISTENER_STOP_S, Command, CommandListener
-from home_energy.plugs.controller import start_controller
+from home_energy.plugs.controller import _latest_per_plug, start_controller
 from home_energy.publisher import Publisher
 from home_energy.web import create_app
 from tests.fake_plugs import closed_port_url
@@ -152,7 +153,8 @@ def test_on_from_home_assistant_switches_the_plug_and_the_api_says_manual(tmp_pa
     watcher.wait_for(lambda s: s.get("home-energy/plugs/status") == "offline")
 
 
-def test_an_override_from_home_assistant_holds_the_rule_like_a_switch_by_hand(tmp_path, shelly, tasmota, control):
+def test_an_override_from_home_assistant_holds_the_rule_like_a_switch_by_hand(tmp_path, shelly, tasmota, control,
+                                                                               caplog):
     config = config_for(tmp_path, two_plugs(shelly.url, tasmota.url))
     start = at("2026-12-07T12:00") + timedelta(seconds=5)
     conn = fresh_prices(config, start)
@@ -172,8 +174,10 @@ def test_an_override_from_home_assistant_holds_the_rule_like_a_switch_by_hand(tm
 
     # The heater may switch once an hour: a second command within it is refused, and says so.
     assert controller.apply_command(Command("heater", True, time.monotonic()), now).result == "ok"
-    assert controller.apply_command(Command("heater", False, time.monotonic()), now).result == "held"
+    for _ in range(3):
+        assert controller.apply_command(Command("heater", False, time.monotonic()), now).result == "held"
     assert tasmota.sets() == [True]
+    assert len([r for r in caplog.records if "not switched: 1 switches in the last hour" in r.getMessage()]) == 1
     # A command that waited too long (the controller was busy) is not carried out.
     late = Command("heater", False, time.monotonic() - COMMAND_MAX_AGE_S - 1)
     assert controller.apply_command(late, now + timedelta(hours=2)).result == "late"
@@ -247,3 +251,14 @@ def test_a_broker_that_is_down_or_silent_delays_no_round(tmp_path, shelly, tasmo
         if silent:
             silent.close()
     assert not thread.is_alive() and stopped_in < LISTENER_STOP_S, stopped_in
+
+
+def test_a_burst_of_commands_costs_one_exchange_per_plug():
+    waiting: queue.Queue[Command] = queue.Queue()
+    for i in range(20):
+        waiting.put(Command("dishwasher", i % 2 == 0, float(i)))
+    waiting.put(Command("heater", True, 20.0))
+    waiting.put(Command("dishwasher", True, 21.0))
+    first = waiting.get()
+    assert _latest_per_plug(first, waiting) == [Command("heater", True, 20.0), Command("dishwasher", True, 21.0)]
+    assert waiting.empty()
