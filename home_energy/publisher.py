@@ -272,6 +272,8 @@ class Publisher:
             if full:
                 self.next_full = monotonic() + STATE_EVERY_S
             self.state = replace(self.state, published_at=self._now())
+        if self.answer_key is not None:  # the plugs have been read: a retained config seen since may go
+            self._remove_gone_plugs()
         if monotonic() >= self.next_status:
             self._write_status()
 
@@ -285,7 +287,7 @@ class Publisher:
 
     def _send_plugs(self, full: bool) -> None:
         """Each plug's switch config (when new, renamed or on a full send), state and attributes
-        (when changed); the configs of plugs gone from the cache are removed with their topics."""
+        (when changed)."""
         prefix = self.config.mqtt_topic_prefix
         for key, (name, state, attributes) in self.plugs_now.items():
             if full or self.plugs_discovered.get(key) != name:
@@ -296,6 +298,11 @@ class Publisher:
                 topic = entities.plug_topic(prefix, key, leaf)
                 if (full or self.sent.get(topic) != payload) and self._publish(topic, payload):
                     self.sent[topic] = payload
+
+    def _remove_gone_plugs(self) -> None:
+        """The switch configs of plugs gone from the cache (sent this session, or held by the
+        broker from an earlier run) are removed, with their state and attributes."""
+        prefix = self.config.mqtt_topic_prefix
         for key in (set(self.plugs_discovered) | self.plugs_held) - set(self.plugs_now):
             for topic in (entities.plug_discovery_topic(self.device, key), entities.plug_topic(prefix, key, "state"),
                           entities.plug_topic(prefix, key, "attributes")):
