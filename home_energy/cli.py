@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from . import redact
 from .config import Config, config_warnings, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
@@ -31,11 +32,15 @@ def _setup_logging(debug: bool) -> None:
 
 
 def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
+    from .fetch import stop_on_signals
     from .sync import run_sync
 
+    # SIGTERM (systemd stopping the unit) ends every exchange in flight at once: the run records
+    # itself as failed and exits within seconds, whatever Amber is doing.
+    stop_on_signals(lambda signum: log.info("stopping on %s", signal.Signals(signum).name))
     report = run_sync(config)
     if report.exit_code == 0:
-        note = f" ({report.error})" if report.error else ""
+        note = f" ({redact.scrub(report.error)})" if report.error else ""
         print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
     # A failure was already logged by the sync (loudly when it starts, quietly while it lasts).
     return report.exit_code
@@ -124,7 +129,7 @@ def _with_collector(config: Config, start_scheduler):
     from .plugs.controller import start_controller
     from .publisher import start_publisher
 
-    started = start_collector(config)
+    stop_collector = start_collector(config)
     stop_scheduler = start_scheduler(config)
     stop_publisher = start_publisher(config)
     stop_plugs = start_controller(config)
@@ -132,12 +137,11 @@ def _with_collector(config: Config, start_scheduler):
     def _stop() -> None:
         if stop_publisher:
             stop_publisher()
-        stop_scheduler()
+        stop_scheduler()  # it and the collector abort every exchange in flight through the door (fetch.abort)
         if stop_plugs:
             stop_plugs()
-        if started:
-            started[0].set()
-            started[1].join(timeout=5)
+        if stop_collector:
+            stop_collector()
 
     return _stop
 
@@ -244,8 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(env_file=args.env_file)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # no configuration, so no secret known to show
         return EX_CONFIG
+    # Before anything logs: every record from here on is made without the configured secrets.
+    redact.install(config)
     for line in config_warnings(env_file=args.env_file):
         print(f"warning: {line}", file=sys.stderr)
     _setup_logging(config.debug)
@@ -253,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(config, args)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact.scrub(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -110,7 +110,7 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
-        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["error"])),
+        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["problem"])),
                                 newest_price is not None),
         "source": "live" if live else "cache",
         "mode": get_meta(conn, "mode") or mode,  # what the sync recorded: the web holds no token
@@ -128,12 +128,13 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
 def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
     """The newest finished run; a run still `running` past any sync's deadline is shown as
     `interrupted` (it was killed or hangs), one in progress does not hide the last result."""
-    columns = "SELECT started_at, finished_at, outcome, error FROM sync_runs"
+    columns = ("SELECT started_at, finished_at, outcome, error, problem FROM sync_runs "
+               "LEFT JOIN sync_run_problems ON run_id = id")
     row = conn.execute(f"{columns} ORDER BY id DESC LIMIT 1").fetchone()
     if row is not None and row["outcome"] == "running":
         if t - row["started_at"] > RUN_DEADLINE_S:
             return {"finished_at": row["started_at"], "outcome": "interrupted",
-                    "error": "the sync started but did not finish"}
+                    "error": "the sync started but did not finish", "problem": None}
         row = conn.execute(f"{columns} WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else dict(row)
 

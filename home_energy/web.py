@@ -28,6 +28,7 @@ from .db import connect_reader
 from .errors import HomeEnergyError
 from .plugs import status as plug_status
 from .plugs.api import plugs_api
+from .redact import Redactor
 from .resources import package_folder
 from .version import running_version
 
@@ -112,6 +113,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.compact = True
     app.extensions["home_energy_answers"] = _AnswerCache()
     app.extensions["home_energy_static"] = load_static(app.static_folder)
+    # Health carries the sync's and the meter's error lines: served without any configured secret.
+    app.extensions["home_energy_redact"] = Redactor.from_config(config)
     if "static" in app.view_functions:
         app.view_functions["static"] = _static_file
     app.register_blueprint(api)
@@ -338,7 +341,7 @@ def health():
             body["plugs"] = plug_status.health(conn, now, configured=True)
         if cfg.mqtt_url is not None:
             body["publish"] = publish_status.read_status(status_file, now, cfg.mqtt_url)
-        return body
+        return current_app.extensions["home_energy_redact"].scrub_tree(body)
 
     # Its ages count whole seconds, so within one second and with no write it cannot change.
     status_file = publish_status.status_path(cfg.sqlite_path)

@@ -561,8 +561,12 @@
         return ["Amber refused the token", "Check the Amber token in the settings on the Pi"];
       case "site_missing":
         return ["Amber does not know this site", "Check the site id in the settings on the Pi"];
+      case "settings_invalid":
+        return ["The Pi's settings need a look", "Check the settings on the Pi; the error line says which"];
       case "rate_limited":
         return [since, `Amber asked for a pause: new prices within minutes${kept}`];
+      case "clock_wrong":
+        return [since, `The Pi's clock disagrees with Amber's: check its date and time${kept}`];
       case "invalid_data":
         return [since, `Amber's reply could not be read${kept}`];
       case "cache_unreadable":

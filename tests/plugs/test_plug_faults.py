@@ -35,7 +35,7 @@ def two_plugs(bad_url: str, good_url: str, bad_password: str | None = None) -> s
     # Whichever the door's clocks see first: the read timeout or the whole exchange's deadline.
     ("slow", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
     ("silent", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
-    ("html", "Switch.GetStatus answer"),
+    ("html", "answered HTML at Switch.GetStatus"),
     ("401", "asks for a password: set `password` in PLUGS_FILE"),
     ("impossible", "reported a state it cannot have (output is str, not true or false)"),
     ("closed", "cannot reach the Pump plug (Shelly)"),
