@@ -429,12 +429,17 @@ def _one_controller(cache: Path) -> int:
 
 
 def load_configured_plugs(config: Config) -> list[PlugConfig] | None:
-    """The plugs in PLUGS_FILE (ConfigError, exit 78, on any mistake), or None when it is unset."""
+    """The plugs in PLUGS_FILE (ConfigError, exit 78, on any mistake), or None when it is unset.
+    Their passwords are scrubbed from the process's log records from here on (`redact.install`)."""
     if config.plugs_file is None:
         return None
+    from .. import redact
     from .rules import load_plugs
 
-    return load_plugs(config.plugs_file)
+    plugs = load_plugs(config.plugs_file)
+    # The file's passwords join the configuration's secrets: removed by value from every log line.
+    redact.install(config, [plug.password.reveal() for plug in plugs if plug.password is not None])
+    return plugs
 
 
 def start_controller(config: Config) -> Callable[[], None] | None:
