@@ -171,15 +171,16 @@ def test_a_usage_error_after_good_prices_keeps_the_prices_and_no_secret(tmp_path
 
 
 def test_url_user_info_echoed_in_a_401_reaches_nothing(tmp_path):
-    # requests sends a URL's user-info as basic auth: the fake refuses it and quotes it back.
-    state = FakeAmberState(echo=(SPECIAL,))
+    # The door never sends a URL's user-info; a server that quotes it back (here in the 401 for a
+    # token it refuses) must still not get it into any text.
+    state = FakeAmberState(echo=(SPECIAL, f"amber:{SPECIAL}"))
     with FakeAmber(state) as amber:
         url = amber.url.replace("http://", f"http://amber:{quote(SPECIAL, safe='')}@")
-        env = clean_env(tmp_path, AMBER_TOKEN=TOKEN, AMBER_API_URL=url)
+        env = clean_env(tmp_path, AMBER_TOKEN=PLAIN_TOKEN, AMBER_API_URL=url)
         result = subprocess.run(CLI + ["sync"], env=env, capture_output=True, text=True, timeout=60)
-    assert state.bad_auth, "the fake never saw the basic-auth request"
+    assert state.bad_auth, "the fake never refused the token"
     assert result.returncode == 78, result.stderr
-    secrets = [SPECIAL, f"amber:{SPECIAL}", TOKEN]
+    secrets = [SPECIAL, f"amber:{SPECIAL}", PLAIN_TOKEN]
     assert leaks(result.stdout + result.stderr, secrets) == []
     assert leaks(everything_written(tmp_path), secrets) == []
     assert leaks(served(tmp_path, env), secrets) == []
