@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from . import redact
-from .config import Config, config_warnings, load_config
+from .config import Config, config_warnings, dashboard_url, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
 log = logging.getLogger("home_energy")
@@ -87,7 +87,9 @@ def _serve(config: Config, before_serving: Callable[[], Callable[[], None]] | No
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     cleanup = before_serving() if before_serving else None
-    log.info("serving %s mode on http://%s:%d/", config.mode, config.host, config.port)
+    mode, prices_from = _provenance(config)
+    log.info("serving on http://%s:%d/ (mode %s, %s)", config.host, config.port, mode,
+             f"prices from {prices_from}" if prices_from else "no prices cached")
     try:
         server.run()
     except SystemExit:
@@ -99,16 +101,31 @@ def _serve(config: Config, before_serving: Callable[[], Callable[[], None]] | No
     return 0
 
 
+def _provenance(config: Config) -> tuple[str, str | None]:
+    """What health says of the mode and the cached prices' source (the dashboard holds no token:
+    its own configuration cannot tell, the sync's record in the cache can)."""
+    import sqlite3
+
+    from . import db, queries
+
+    try:
+        conn = db.connect_reader(config.sqlite_path)
+    except (HomeEnergyError, sqlite3.Error, OSError):
+        return config.mode, None
+    try:
+        return queries.provenance(conn, config.mode)
+    except sqlite3.Error:
+        return config.mode, None
+    finally:
+        conn.close()
+
+
 def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
     return _serve(config)
 
 
 def cmd_config(config: Config, _args: argparse.Namespace) -> int:
-    # Where a local client reaches the dashboard: a wildcard listen address means loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    print(f"http://{host}:{config.port}/api/health")
+    print(f"{dashboard_url(config)}api/health")
     return 0
 
 

@@ -92,6 +92,18 @@ class Config:
         return "amber" if self.amber_token else "demo"
 
 
+def dashboard_url(config: Config) -> str:
+    """The dashboard's base URL for a client on this machine, from HOST and PORT (ending in "/").
+
+    A wildcard listen address means loopback. `home-energy config --health-url`, pi/update.sh
+    and the kiosk launcher all take the address from here, so changing PORT once moves them all.
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}/"
+
+
 def parse_env_file(path: Path) -> dict[str, str]:
     """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`.
 

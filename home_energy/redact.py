@@ -153,15 +153,16 @@ _install_lock = threading.Lock()
 _installed = False
 
 
-def install(config: Any) -> Redactor:
-    """Scrub this configuration's secrets from every log record the process makes from now on.
+def install(config: Any, extra: Iterable[str] = ()) -> Redactor:
+    """Scrub this configuration's secrets from every log record the process makes from now on;
+    `extra`: secrets held in a file the configuration names (the plug passwords in PLUGS_FILE).
 
     It works where records are made (`logging.setLogRecordFactory`) rather than as a filter on
     the root logger: a logger's filters never see records propagated from child loggers, and a
     handler's filter misses handlers added later; the factory sees every record once.
     """
     global _active, _installed
-    redactor = Redactor.from_config(config)
+    redactor = Redactor([*secrets_of(config), *extra])
     with _install_lock:
         _active = redactor
         if not _installed:

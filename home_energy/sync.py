@@ -119,7 +119,8 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     # Every line this run records or logs is scrubbed of the configured secrets first: Amber may
     # echo the token in its own words.
     scrub = Redactor.from_config(config)
-    previous_outcome = store.last_outcome(conn)
+    previous_outcome, previous_problem = store.last_result(conn)
+    # Recorded before anything can fail; the first Amber run also drops what the demo simulated.
     run_id = store.start_run(conn, config.mode)
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
     fetched = _Fetched()
@@ -139,7 +140,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         outcome, code, message = exc.outcome, exc.exit_code, scrub(str(exc))
         meta = _rate_limit_meta(upstream.rate_limit, exc)
         store.record_failure(conn, run_id, _record(outcome, message, upstream, exc), meta)
-        _log_failure(previous_outcome, message)
+        _log_failure(previous_outcome, previous_problem, exc.problem, message)
         return SyncReport(outcome, code, 0, upstream.calls, message)
 
     optional = fetched.optional_error
@@ -157,7 +158,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
                                         config.retention_days, started)
     except HomeEnergyError as exc:  # the store judged the plan: nothing was written
         message = scrub(str(exc))
-        _log_failure(previous_outcome, message)
+        _log_failure(previous_outcome, previous_problem, exc.problem, message)
         store.record_failure(conn, run_id, _record(exc.outcome, message, upstream, exc))
         return SyncReport(exc.outcome, exc.exit_code, 0, upstream.calls, message)
     except sqlite3.Error as exc:
@@ -167,7 +168,7 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
         error = db.cache_error(exc, config.sqlite_path)
         message = scrub(f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL
                         else str(error))
-        _log_failure(previous_outcome, message)
+        _log_failure(previous_outcome, previous_problem, error.problem, message)
         with contextlib.suppress(sqlite3.Error):
             store.record_failure(conn, run_id, _record("tempfail", message, upstream, error))
         return SyncReport("tempfail", error.exit_code, 0, upstream.calls, message)
@@ -198,12 +199,17 @@ def _rate_limit_meta(limit: RateLimit | None, exc: BaseException | None) -> dict
     return meta
 
 
-def _log_failure(previous_outcome: str | None, error: str) -> None:
-    # Home Assistant's coordinator habit: say it loudly when it starts failing, quietly after.
-    if previous_outcome in (None, "ok", "partial"):
+def _log_failure(previous_outcome: str | None, previous_problem: str | None, problem: str | None,
+                 error: str) -> None:
+    """Home Assistant's coordinator habit: loudly when it starts failing, and again (once) when
+    the cause changes (Amber unreachable, then the token refused); the same cause again is quiet.
+    The cause is the run's problem code (from the error's class), never its wording."""
+    if previous_outcome in (None, "ok", "partial", "interrupted"):
         log.error("sync failed: %s", error)
+    elif previous_problem != problem:
+        log.warning("sync failing for another reason: %s", error)
     else:
-        log.info("sync still failing: %s", error)
+        log.debug("sync still failing: %s", error)
 
 
 def _float(value: str | None) -> float | None:

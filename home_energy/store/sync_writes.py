@@ -1,8 +1,13 @@
 """What a sync writes: its run record, sites, prices, usage and daily roll-ups, and pruning.
 
 Rules it keeps:
-- A run is recorded as `running` when it starts, so one that is killed shows as `interrupted`
-  rather than leaving the previous `ok` in view.
+- A run is recorded as `running` when it starts, with the mode it is configured for, so one that
+  is killed shows as `interrupted` rather than leaving the previous `ok` in view, and health says
+  what the sync is set up for even while every run fails.
+- The first run configured for Amber removes everything the demo simulated (prices, usage, daily
+  totals, sites and their bookkeeping) at its start, whether or not it then reaches Amber: a
+  simulated number is never served as Amber's "last known". The meter's own readings are real
+  and stay.
 - A failed run changes no data: only its own record and the scheduling/rate-limit memory.
 - A successful run's data, record and pruning are one transaction (`write_sync`).
 - Pruning is measured from min(now, newest data), so a clock far ahead never empties the cache.
@@ -116,9 +121,16 @@ class SyncWrite:
     meta: dict[str, str | int | float | None] = field(default_factory=dict)  # scheduling state
 
 
+# Bookkeeping that describes the cached Amber-side data; it goes with that data.
+_DATA_META = ("site_id", "channels", "mode", "sites_fetched_at", "last_success_at")
+_DATA_META_PREFIXES = ("prices_fetched_at:", "usage_")
+
+
 def start_run(conn: sqlite3.Connection, mode: str) -> int:
     stamp = int(now_utc().timestamp())
     with transaction(conn):
+        if mode != "demo" and db.get_meta(conn, "mode") == "demo":
+            forget_simulated(conn)
         cursor = conn.execute(
             "INSERT INTO sync_runs (started_at, finished_at, outcome, rows_written, upstream_calls, mode) "
             "VALUES (?, ?, 'running', 0, 0, ?)",
@@ -165,6 +177,16 @@ def write_sync(conn: sqlite3.Connection, run_id: int, plan: SyncWrite, record: R
         _finish_run(conn, run_id, record, rows)
         set_meta(conn, "last_success_at", int(now_utc().timestamp()))
     return rows, pruned
+
+
+def forget_simulated(conn: sqlite3.Connection) -> None:
+    """Remove what the demo wrote (every site's prices and usage: a cache whose data mode is `demo`
+    holds nothing else), inside the caller's transaction."""
+    for table in ("prices", "usage", "daily_usage", "sites"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute("DELETE FROM meta WHERE key IN ({})".format(", ".join("?" * len(_DATA_META))), _DATA_META)
+    for prefix in _DATA_META_PREFIXES:
+        conn.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
 
 
 def _set_all_meta(conn: sqlite3.Connection, meta: dict[str, str | int | float | None]) -> None:
@@ -296,8 +318,15 @@ def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
 
 
 def last_outcome(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT outcome FROM sync_runs WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else row[0]
+    return last_result(conn)[0]
+
+
+def last_result(conn: sqlite3.Connection) -> tuple[str | None, str | None]:
+    """The newest finished run's outcome and problem code, or (None, None) before any."""
+    row = conn.execute(
+        "SELECT r.outcome, p.problem FROM sync_runs r LEFT JOIN sync_run_problems p ON p.run_id = r.id "
+        "WHERE r.outcome != 'running' ORDER BY r.id DESC LIMIT 1").fetchone()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def holds_real_data(conn: sqlite3.Connection, demo_site_id: str) -> bool:
