@@ -6,11 +6,11 @@ Rules it keeps:
   it needs no token, no internet and no meter; its values equal the API's (see `entities`).
 - A broker that is down, slow, silent or refusing costs nothing to anyone else: the publisher has
   its own process (its unit) or thread (`home-energy run`), its own reader connection, and one
-  loop whose every wait is bounded (TCP and TLS 5 s, CONNACK 10 s, a poll of at most 1 s). paho's
-  outgoing queue is bounded (MAX_QUEUED_MESSAGES); while disconnected nothing is queued at all:
-  every (re)connect sends the full picture anyway.
+  `mqtt.Session`, the door to the broker, whose every wait is bounded (TCP and TLS 5 s, CONNACK
+  10 s, a poll of at most 1 s). The outgoing queue is bounded (MAX_QUEUED_MESSAGES); while
+  disconnected nothing is queued at all: every (re)connect sends the full picture anyway.
 - Availability: `<prefix>/status` is `online` (retained) while connected, `offline` by the last
-  will when the process dies, and sent as `offline` on a clean stop.
+  will when the process dies, and sent as `offline` on a clean stop (the session's availability).
 - Discovery configs and states are sent again after every (re)connect and when Home Assistant's
   birth message (`<discovery prefix>/status` = `online`) arrives; states whenever one changes and
   all of them at least every 5 minutes, which keeps `expire_after` from firing.
@@ -18,27 +18,24 @@ Rules it keeps:
   from /api/plugs' answer; a plug gone from the cache has its retained config (seen on the broker,
   also one left by an earlier run) removed. Commands are not taken here: this process never
   writes the cache; the plug controller listens for them (`plugs.commands`).
-- TLS (`mqtts://`) verifies the broker's certificate and host name against the system's CAs; a
-  bad certificate is a failure with one line, never a fallback to plain text.
-- Reconnects back off from 1 s, doubling to 30 s, with jitter. The log gets one line when
-  publishing starts failing and one when it recovers; the password and URL user-info are
-  `Secret`s, never formatted into a line.
+- The connection is the door's (`mqtt.Session`), as for every session with the broker: TLS that
+  verifies the broker's certificate and never falls back to plain text, backoff from 1 s doubling
+  to 30 s with jitter, one log line when publishing starts failing and one when it recovers, a
+  failure in one line without secrets. This module imports no network client.
 """
 from __future__ import annotations
 
 import logging
 import os
-import random
+import platform
 import signal
-import socket
 import sqlite3
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from . import entities, queries
+from . import entities, mqtt, queries
 from .clock import monotonic, now_utc
 from .config import Config
 from .db import connect_reader
@@ -49,16 +46,10 @@ from .version import running_version
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0  # TCP connect and TLS handshake, each
-CONNACK_WAIT_S = 10.0  # a broker that accepts the socket but never answers CONNECT
-KEEPALIVE_S = 30  # the broker fires the last will after 1.5x this without a packet (power cut)
-LOOP_S = 1.0  # the longest the loop blocks in select before it looks at the cache and `stop`
-BACKOFF_MIN_S = 1.0
-BACKOFF_MAX_S = 30.0
 STATE_EVERY_S = 300  # every state is sent at least this often (entities.EXPIRE_AFTER_S builds on it)
 MAX_QUEUED_MESSAGES = 200  # a full send is ~70 messages; more than this waiting means the broker is stuck
-GOODBYE_WAIT_S = 2.0  # on stop: the wait for `offline` to leave before disconnecting
-QOS = 1
+LINES = mqtt.Lines(up="MQTT: connected to {url}", again="MQTT: publishing to {url} again",
+                   failing="MQTT: cannot publish to {url}: {error}; retrying with backoff")
 
 
 def configuration_url(config: Config) -> str:
@@ -66,7 +57,7 @@ def configuration_url(config: Config) -> str:
     it listens on every address or only on loopback (a loopback link would point at HA itself)."""
     host = config.host
     if host in ("0.0.0.0", "::", "[::]") or host.startswith("127.") or host in ("localhost", "::1", "[::1]"):
-        host = f"{socket.gethostname()}.local"
+        host = f"{platform.node()}.local"
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{config.port}/"
@@ -87,34 +78,12 @@ def read_answers(conn: sqlite3.Connection, config: Config, version: str) -> enti
     )
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One line for a failed connection attempt; never the URL (it is logged without user-info)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate refused: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.CertificateError):
-        return f"TLS certificate refused: {exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS failed: {exc.reason or type(exc).__name__}"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"no answer within {CONNECT_TIMEOUT_S:.0f} s"
-    if isinstance(exc, socket.gaierror):
-        return "host name not found"
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    return type(exc).__name__
-
-
 class Publisher:
     def __init__(self, config: Config, version: str | None = None) -> None:
         if config.mqtt_url is None:
             raise HomeEnergyError("MQTT_URL is not set: nothing to publish to")
         self.config = config
         self.version = version or running_version()
-        scheme, _, hostport = config.mqtt_url.partition("://")
-        host, _, port = hostport.rpartition(":")
-        self.tls, self.host, self.port = scheme == "mqtts", host.strip("[]"), int(port)
         self.device = entities.Device(
             node_id=entities.node_id(config.mqtt_topic_prefix), topic_prefix=config.mqtt_topic_prefix,
             discovery_prefix=config.mqtt_discovery_prefix, version=self.version,
@@ -123,10 +92,13 @@ class Publisher:
         self.status_topic = entities.status_topic(config.mqtt_topic_prefix)
         self.birth_topic = f"{config.mqtt_discovery_prefix}/status"
         self.status_file = status_path(config.sqlite_path)
-        self.client: Any = None
-        self.connected = False
-        self.leaving = False  # our own `offline` is on its way: do not answer it with `online`
-        self.refused: str | None = None
+        # Home Assistant's birth message, and this display's switch configs: one for a plug no
+        # longer in the cache is removed. (The status topic is the session's availability.)
+        self.session = mqtt.Session(
+            config, name=self.device.node_id, lines=LINES, log=log, max_queued=MAX_QUEUED_MESSAGES,
+            subscriptions=(self.birth_topic, entities.plug_discovery_filter(self.device)),
+            availability=self.status_topic, on_up=self._on_up, on_message=self._on_message, on_tick=self._tick,
+            on_failure=self._failing)
         self.resend = False  # send discovery and every state on the next tick
         self.sent: dict[str, str] = {}  # what the broker holds for each state topic
         self.answer_key: tuple | None = None
@@ -146,93 +118,20 @@ class Publisher:
     def run(self, stop: threading.Event) -> None:
         """Connect, publish, reconnect with backoff, until `stop` is set; then say `offline`."""
         self._set_status("connecting")
-        backoff = BACKOFF_MIN_S
         try:
-            while not stop.is_set():
-                error = self._session(stop)
-                if stop.is_set():
-                    break
-                if error is None:  # the session was up: the broker went away, start again quickly
-                    backoff = BACKOFF_MIN_S
-                    error = "connection lost"
-                self._failing(error)
-                stop.wait(backoff * random.uniform(0.8, 1.2))
-                backoff = min(BACKOFF_MAX_S, backoff * 2)
+            self.session.run(stop)
         finally:
             self._close_reader()
             self._set_status("stopped")
 
-    def _session(self, stop: threading.Event) -> str | None:
-        """One connection, from connect to its end: None when it was established, else the failure."""
-        client = self.client = self._new_client()
-        self.connected, self.refused, self.sent, self.leaving = False, None, {}, False
-        self.plugs_discovered, self.plugs_held = {}, set()
-        try:
-            client.connect(self.host, self.port, keepalive=KEEPALIVE_S)
-        except (OSError, ssl.CertificateError, ValueError) as exc:
-            return describe_failure(exc)
-        deadline = monotonic() + CONNACK_WAIT_S
-        was_up = False
-        try:
-            while not stop.is_set():
-                rc = client.loop(timeout=LOOP_S)
-                if self.refused is not None:
-                    return self.refused
-                if self.connected:
-                    was_up = True
-                    self._tick()
-                elif was_up or rc != 0:
-                    return None if was_up else "connection lost before the broker answered"
-                elif monotonic() > deadline:
-                    return f"no answer to CONNECT within {CONNACK_WAIT_S:.0f} s"
-            if self.connected:
-                self._goodbye(client)
-            return None
-        finally:
-            client.disconnect()
-            client.loop(timeout=0.1)  # writes DISCONNECT when it can; paho then closes the socket
-            sock = client.socket()
-            if sock is not None:  # a broker that would not even take DISCONNECT
-                sock.close()
+    # --- the session's callbacks (run inside its loop, in this thread) ----------------------
 
-    def _new_client(self) -> Any:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.device.node_id}-{os.getpid()}",
-                             protocol=mqtt.MQTTv311, clean_session=True)
-        client.connect_timeout = CONNECT_TIMEOUT_S
-        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
-        if self.config.mqtt_user is not None:
-            password = self.config.mqtt_password.reveal() if self.config.mqtt_password else None
-            client.username_pw_set(self.config.mqtt_user.reveal(), password)
-        if self.tls:
-            context = ssl.create_default_context()  # CERT_REQUIRED and host name checked: no plain fallback
-            context.sslsocket_class = _ClosingSSLSocket
-            client.tls_set_context(context)
-        client.will_set(self.status_topic, entities.NOT_AVAILABLE, qos=QOS, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
-
-    # --- paho's callbacks (run inside client.loop, in this thread) -------------------------
-
-    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any) -> None:
-        if reason.is_failure:
-            self.refused = f"the broker refused the connection: {reason}"
-            return
-        self.connected = True
+    def _on_up(self) -> None:
+        self.sent, self.plugs_discovered, self.plugs_held = {}, {}, set()
         self.resend = True
-        # Home Assistant's birth message, and our own status: another session's late last will
-        # (a power cut's half-open socket) must not leave us `offline` while we are up.
-        # And this display's switch configs: one for a plug no longer in the cache is removed.
-        client.subscribe([(self.birth_topic, QOS), (self.status_topic, QOS),
-                          (entities.plug_discovery_filter(self.device), QOS)])
+        self._set_status("connected")
 
-    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, _reason: Any, _properties: Any) -> None:
-        self.connected = False
-
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+    def _on_message(self, message: mqtt.Message) -> None:
         payload = message.payload.decode("utf-8", "replace").strip()
         plug = entities.plug_from_discovery_topic(self.device, message.topic)
         if plug is not None:
@@ -241,24 +140,15 @@ class Publisher:
             else:
                 self.plugs_held.discard(plug)
         elif message.topic == self.birth_topic and payload == "online":
+            self.session.announce()
             self.resend = True
-        elif (message.topic == self.status_topic and payload != entities.AVAILABLE and self.connected
-              and not self.leaving):
-            self._publish(self.status_topic, entities.AVAILABLE)
 
     # --- what is sent ---------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self.state.status != "connected":
-            if self.state.status == "failing":
-                log.info("MQTT: publishing to %s again", self.config.mqtt_url)
-            else:
-                log.info("MQTT: connected to %s", self.config.mqtt_url)
-            self._set_status("connected")
         full = self.resend or monotonic() >= self.next_full
         if self.resend:
             self.resend = False
-            self._publish(self.status_topic, entities.AVAILABLE)
             self._send_discovery()
         states = self._read_states(force=full)
         if states is not None:
@@ -312,9 +202,8 @@ class Publisher:
             self.plugs_held.discard(key)
 
     def _publish(self, topic: str, payload: str) -> bool:
-        """Hand one retained message to paho; False when its bounded queue is full (dropped)."""
-        info = self.client.publish(topic, payload, qos=QOS, retain=True)
-        return info.rc == 0
+        """Hand one retained message to the session; False when its bounded queue is full (dropped)."""
+        return self.session.publish(topic, payload)
 
     def _read_states(self, force: bool) -> dict[str, str] | None:
         """The states now, computed only when the cache was written or the minute turned (or forced)."""
@@ -355,19 +244,9 @@ class Publisher:
             self.reader.close()
         self.reader = self.reader_identity = None
 
-    def _goodbye(self, client: Any) -> None:
-        """Say `offline` ourselves on a clean stop (the last will is only for a death)."""
-        self.leaving = True
-        info = client.publish(self.status_topic, entities.NOT_AVAILABLE, qos=QOS, retain=True)
-        deadline = monotonic() + GOODBYE_WAIT_S
-        while not info.is_published() and monotonic() < deadline and client.loop(timeout=0.2) == 0:
-            pass
-
-    # --- status: the log on transitions, the file for health --------------------------------
+    # --- status: the file for health (the session logs the transitions) ----------------------
 
     def _failing(self, error: str) -> None:
-        if self.state.status != "failing":
-            log.warning("MQTT: cannot publish to %s: %s; retrying with backoff", self.config.mqtt_url, error)
         self._set_status("failing", error)
 
     def _set_status(self, status: str, error: str | None = None) -> None:
@@ -389,18 +268,6 @@ class Publisher:
         return int(now_utc().timestamp())
 
 
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """Closes itself when the handshake fails (a refused certificate): paho drops such a socket
-    without closing it, which would leak one descriptor per attempt."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except BaseException:
-            self.close()
-            raise
-
-
 def _json(document: dict[str, Any]) -> str:
     import json
 
@@ -413,23 +280,9 @@ def start_publisher(config: Config) -> Callable[[], None] | None:
     if config.mqtt_url is None:
         return None
     publisher = Publisher(config)
-    stop = threading.Event()
-
-    def _run() -> None:
-        try:
-            publisher.run(stop)
-        except Exception:  # noqa: BLE001 - the dashboard outlives its publisher
-            log.exception("MQTT publisher stopped unexpectedly")
-
-    thread = threading.Thread(target=_run, name="mqtt-publisher", daemon=True)
-    thread.start()
+    stop = mqtt.run_in_thread(publisher.run, name="mqtt-publisher", log=log, what="MQTT publisher")
     log.info("publishing to %s", config.mqtt_url)
-
-    def _stop() -> None:
-        stop.set()
-        thread.join(timeout=LOOP_S + GOODBYE_WAIT_S + 2)
-
-    return _stop
+    return stop
 
 
 def publish_until_signalled(config: Config) -> int:

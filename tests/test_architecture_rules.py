@@ -38,11 +38,11 @@ PACKAGE = ROOT / "home_energy"
 
 # --- the web reaches no writer and no upstream client ---------------------------------------
 
-# The web must never reach the upstream client, the sync, the writer, a meter source, the publisher, a plug
-# driver or controller, or an HTTP client.
+# The web must never reach the upstream client, the sync, the writer, a meter source, the publisher or the
+# MQTT door, a plug driver or controller, or an HTTP client.
 FORBIDDEN = {"home_energy.amber", "home_energy.fetch", "home_energy.sync", "home_energy.store", "home_energy.seed",
              "home_energy.scheduler", "home_energy.demo", "home_energy.schema", "home_energy.collector",
-             "home_energy.sources", "home_energy.publisher", "home_energy.plugs.controller",
+             "home_energy.sources", "home_energy.publisher", "home_energy.mqtt", "home_energy.plugs.controller",
              "home_energy.plugs.base", "home_energy.plugs.rules", "home_energy.plugs.shelly",
              "home_energy.plugs.tasmota", "requests", "urllib3", "paho", "fastjsonschema", "openapi_schema_validator"}
 SERVED = ("/", "/api/health", "/api/current", "/api/prices", "/api/summary", "/api/usage", "/api/live",

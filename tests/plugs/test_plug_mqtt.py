@@ -233,7 +233,7 @@ def test_a_broker_that_is_down_or_silent_delays_no_round(tmp_path, shelly, tasmo
     thread = threading.Thread(target=listener.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        wait_until(lambda: listener.client is not None, what="the listener trying the broker")
+        wait_until(lambda: listener.session.client is not None, what="the listener trying the broker")
         controller = control(config)
         shelly.press(True)
         tasmota.press(True)
@@ -245,7 +245,7 @@ def test_a_broker_that_is_down_or_silent_delays_no_round(tmp_path, shelly, tasmo
         assert shelly.sets() == [False] and tasmota.sets() == [False]
         # The listener waits up to 10 s for a CONNACK, then backs off; a round never waits on it.
         assert max(took) < 3.0, took
-        assert thread.is_alive() and not listener.connected
+        assert thread.is_alive() and not listener.session.connected
     finally:
         stop.set()
         began = time.monotonic()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from home_energy import publisher as publisher_module
+from home_energy import mqtt
 from home_energy.config import load_config
 from home_energy.entities import EXPIRE_AFTER_S
 from home_energy.publish_status import status_path
@@ -262,7 +262,7 @@ def test_a_tls_broker_with_a_bad_certificate_is_refused_with_one_line(env, tmp_p
 
 
 def test_a_broker_that_never_answers_costs_a_bounded_wait_and_stops_promptly(env, publishing, monkeypatch):
-    monkeypatch.setattr(publisher_module, "CONNACK_WAIT_S", 1.0)
+    monkeypatch.setattr(mqtt, "CONNACK_WAIT_S", 1.0)
     silent = SilentBroker()
     try:
         publisher = publishing(load_config(env={**env, "MQTT_URL": silent.url}))
