@@ -11,6 +11,7 @@ default, or a token file other users can read) is reported by `config_warnings`,
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import stat
@@ -30,7 +31,7 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
 SETTINGS = frozenset({
     "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
     "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
-    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS",
+    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS", "ALLOWED_HOSTS",
 })
 OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_")
 OTHER_PREFIXES = ("KIOSK_", "HOME_ENERGY_UPDATE_")  # the kiosk launcher and pi/update.sh have their own
@@ -74,6 +75,7 @@ class Config:
     meter_url: str | None = None
     meter_password: Secret | None = None
     meter_poll_seconds: int = 10
+    allowed_hosts: tuple[str, ...] = ()  # names served besides the dashboard's own (see hosts.py)
 
     @property
     def mode(self) -> str:
@@ -200,8 +202,30 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
         forecast_price=forecast,
+        allowed_hosts=_allowed_hosts(merged.get("ALLOWED_HOSTS", "")),
         **_meter_settings(merged),
     )
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: host names or addresses, comma-separated, without ports; `*` for any."""
+    names = []
+    for entry in raw.split(","):
+        name = entry.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if not name:
+            continue
+        if ":" in name:
+            try:
+                ipaddress.IPv6Address(name)
+            except ValueError:
+                name = ""
+        if name != "*" and not re.fullmatch(r"[a-z0-9][a-z0-9.\-:]{0,252}", name):
+            raise ConfigError("ALLOWED_HOSTS must be host names or addresses without a port, separated by "
+                              "commas, e.g. dashboard.home,192.168.1.20")
+        names.append(name)
+    return tuple(dict.fromkeys(names))
 
 
 METERS = ("fronius", "shelly")
