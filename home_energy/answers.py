@@ -143,6 +143,7 @@ class _Reader:
 
     conn: sqlite3.Connection | None = None
     identity: tuple[int, int] | None = None  # (device, inode) of the file the connection has open
+    config: Any = None  # the settings of the app the answers were built for
     version: int | None = None  # PRAGMA data_version every kept answer was built at
     answers: OrderedDict[Hashable, _Kept] = field(default_factory=OrderedDict)
     size: int = 0
@@ -184,7 +185,8 @@ def get_db() -> sqlite3.Connection:
     a copy restored by rename) and after any error. The connection holds the old file open, so
     its inode cannot be reused by the new one: (device, inode) tells them apart.
     """
-    path = current_app.config["HOME_ENERGY"].sqlite_path
+    config = current_app.config["HOME_ENERGY"]
+    path = config.sqlite_path
     reader = _reader()
     try:
         info = os.stat(path)
@@ -192,10 +194,13 @@ def get_db() -> sqlite3.Connection:
         drop_reader()
         return connect_reader(path)  # raises the one-line "does not exist" error
     identity = (info.st_dev, info.st_ino)
-    if reader.conn is None or reader.identity != identity:
+    # The settings are part of every answer's inputs: they are fixed for an app's life, and a
+    # thread that serves another app (tests build many) starts afresh.
+    if reader.conn is None or reader.identity != identity or reader.config is not config:
         drop_reader()
         reader.conn = connect_reader(path)
         reader.identity = identity
+        reader.config = config
     g.db_used = True
     return reader.conn
 
@@ -204,7 +209,7 @@ def drop_reader() -> None:
     """Close this thread's connection and forget every answer kept for it."""
     reader = _reader()
     conn = reader.conn
-    reader.conn = reader.identity = None
+    reader.conn = reader.identity = reader.config = None
     reader.forget(None)
     if conn is not None:
         conn.close()

@@ -217,15 +217,22 @@ def _allowed_hosts(raw: str) -> tuple[str, ...]:
         if not name:
             continue
         if ":" in name:
-            try:
-                ipaddress.IPv6Address(name)
-            except ValueError:
-                name = ""
-        if name != "*" and not re.fullmatch(r"[a-z0-9][a-z0-9.\-:]{0,252}", name):
+            valid = _is_ipv6(name)
+        else:
+            valid = name == "*" or re.fullmatch(r"[a-z0-9][a-z0-9.\-]{0,252}", name) is not None
+        if not valid:
             raise ConfigError("ALLOWED_HOSTS must be host names or addresses without a port, separated by "
                               "commas, e.g. dashboard.home,192.168.1.20")
         names.append(name)
     return tuple(dict.fromkeys(names))
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 METERS = ("fronius", "shelly")

@@ -135,10 +135,11 @@ class HostGuard:
             first = len(self.logged) < MAX_LOGGED_NAMES and shown not in self.logged
             if first:
                 self.logged.add(shown)
-                if len(self.logged) == MAX_LOGGED_NAMES:
-                    log.warning("%d host names refused: further ones are not logged", MAX_LOGGED_NAMES)
+            last = first and len(self.logged) == MAX_LOGGED_NAMES
         if first:
             log.warning("refused a request for host %s: not one of this dashboard's names "
                         "(add it to ALLOWED_HOSTS if it is one)", shown)
+        if last:
+            log.warning("%d host names refused: further ones are not logged", MAX_LOGGED_NAMES)
         return f"host {shown} is not one of this dashboard's names: add it to ALLOWED_HOSTS (see docs/deploy.md)"
 
