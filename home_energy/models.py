@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from .clock import floor_to_boundary, parse_iso
@@ -175,3 +175,18 @@ def choose_site(sites: list[Site], wanted: str | None) -> Site:
         listed = ", ".join(f"{s.id} (NMI {s.nmi})" for s in active) or "none"
         raise ConfigError(f"set AMBER_SITE_ID: this account has {len(active)} active sites: {listed}")
     return active[0]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One poll, in the project's signs (W, + import, + discharge), None where unknown."""
+
+    at: datetime  # when it was read (the collector's clock, UTC)
+    source: str
+    grid_w: float | None  # + importing, − exporting
+    solar_w: float | None  # ≥ 0; None without PV or when the device says null (night)
+    battery_w: float | None  # + discharging into the house, − charging; None without a battery
+    battery_soc_percent: float | None
+    load_w: float | None  # the house's consumption
+    import_wh: float | None = None  # the meter's cumulative import counter, when read this poll
+    export_wh: float | None = None  # the meter's cumulative export counter

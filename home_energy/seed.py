@@ -1,13 +1,13 @@
 """`home-energy seed-demo`: N days of simulated history for benchmarks, screenshots and trials.
 
-It goes through the normal write path (schema validation, the same upserts and daily roll-ups as
-the sync) a day at a time, then runs one ordinary demo sync for the current prices and forecast.
+It goes through the normal write path (schema validation, then the store's own upserts and daily
+roll-ups, one transaction a day), then runs one ordinary demo sync for the current prices and
+forecast.
 A cache that holds real Amber data is refused unless forced: simulated figures must never be
 mixed into a household's real history by accident.
 """
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from . import store
@@ -36,8 +36,7 @@ def seed_demo(config: Config, days: int, force: bool = False) -> int:
 def _seed_history(config: Config, days: int, force: bool) -> int:
     conn = store.open_cache(config.sqlite_path)
     try:
-        real = conn.execute("SELECT COUNT(*) FROM sites WHERE id != ?", (DEMO_SITE_ID,)).fetchone()[0]
-        if real and not force:
+        if store.holds_real_data(conn, DEMO_SITE_ID) and not force:
             raise ConfigError(f"{config.sqlite_path} holds real Amber data: refusing to seed it (use --force)")
         upstream = DemoUpstream()
         site = site_from_payload(validate_payload("sites", upstream.sites())[0])
@@ -52,13 +51,8 @@ def _seed_history(config: Config, days: int, force: bool) -> int:
                       for item in validate_payload("prices", upstream.history(start, end))]
             usage = [usage_from_payload(site.id, item)
                      for item in validate_payload("usage", upstream.usage(site.id, day, day))]
-            stamp = int(now.timestamp())
-            with store.transaction(conn):
-                written += store.save_prices(conn, prices, stamp) + store.save_usage(conn, usage, stamp)
-                store.set_meta(conn, "site_id", site.id)
-                store.set_meta(conn, "mode", "demo")
-                store.set_meta(conn, "channels", json.dumps(sorted(site.channel_types)))
-                store.set_meta(conn, f"usage_backfill_oldest:{site.id}", (today - timedelta(days=days)).isoformat())
+            meta = {"mode": "demo", f"usage_backfill_oldest:{site.id}": (today - timedelta(days=days)).isoformat()}
+            written += store.write_history(conn, site, prices, usage, meta, int(now.timestamp()))
     finally:
         conn.close()
     return written

@@ -197,7 +197,7 @@ def _float(value: str | None) -> float | None:
 
 def _resolve_site(conn: sqlite3.Connection, config: Config, upstream: Upstream, fetched: _Fetched,
                   now: datetime) -> Site:
-    if config.mode == "demo" and conn.execute("SELECT 1 FROM sites WHERE id != ?", (DEMO_SITE_ID,)).fetchone():
+    if config.mode == "demo" and store.holds_real_data(conn, DEMO_SITE_ID):
         raise ConfigError(
             f"AMBER_TOKEN is not set but {config.sqlite_path} holds real Amber data: set the token, "
             "or point SQLITE_PATH elsewhere for the demo"

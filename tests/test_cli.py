@@ -49,7 +49,7 @@ def test_sync_against_unreachable_amber_exits_75_without_the_token(tmp_path):
 def test_second_sync_waits_then_exits_75_while_the_first_holds_the_lock(tmp_path, monkeypatch):
     import home_energy.store as store
 
-    monkeypatch.setattr(store, "LOCK_WAIT_S", 0.5)
+    monkeypatch.setattr(store.cache, "LOCK_WAIT_S", 0.5)
     lock_path = tmp_path / "cache.sqlite.lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)

@@ -159,8 +159,8 @@ def test_the_integrity_check_runs_daily_and_after_an_interrupted_run(demo_config
 def test_migrations_are_safe_to_run_twice(tmp_path):
     conn = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
     for _ in range(2):
-        for script in store.MIGRATIONS:
-            for statement in store._statements(script):
+        for migration in store.MIGRATIONS:
+            for statement in migration:
                 conn.execute(statement)
     conn.close()
 

@@ -17,13 +17,12 @@ import json
 import math
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..config import Secret
 from ..errors import UpstreamAuthError, UpstreamDataError, UpstreamError
+from ..models import Reading
 
 READ_TIMEOUT_S = 4.0  # Fronius asks for 4 s between realtime calls; a slower answer is a fault
 MAX_POWER_W = 200_000.0  # far above any household connection: beyond this the value is garbage
@@ -40,21 +39,6 @@ class MeterDataError(UpstreamDataError):
 
 class MeterConfigError(UpstreamAuthError):
     """The address or password is wrong, or the device is not a supported meter."""
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One poll, in the project's signs (W, + import, + discharge), None where unknown."""
-
-    at: datetime  # when it was read (the collector's clock, UTC)
-    source: str
-    grid_w: float | None  # + importing, − exporting
-    solar_w: float | None  # ≥ 0; None without PV or when the device says null (night)
-    battery_w: float | None  # + discharging into the house, − charging; None without a battery
-    battery_soc_percent: float | None
-    load_w: float | None  # the house's consumption
-    import_wh: float | None = None  # the meter's cumulative import counter, when read this poll
-    export_wh: float | None = None  # the meter's cumulative export counter
 
 
 class Source(Protocol):

@@ -23,8 +23,8 @@ def touch_readme(src: Path) -> None:
 
 def break_the_server_and_add_a_migration(src: Path) -> None:
     """A commit that migrates the cache, changes the dependencies, and cannot serve."""
-    with (src / "home_energy" / "store.py").open("a") as fh:
-        fh.write('\nMIGRATIONS = MIGRATIONS + ("CREATE TABLE update_probe (x INTEGER)",)\n'
+    with (src / "home_energy" / "store" / "migrations.py").open("a") as fh:
+        fh.write('\nMIGRATIONS = MIGRATIONS + (("CREATE TABLE update_probe (x INTEGER)",),)\n'
                  "SCHEMA_VERSION = len(MIGRATIONS)\n")
     with (src / "home_energy" / "web.py").open("a") as fh:
         fh.write('\nraise RuntimeError("this build cannot serve")\n')

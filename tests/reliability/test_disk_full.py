@@ -20,7 +20,7 @@ SERVED = ("/api/current", "/api/prices?hours=48", "/api/summary", "/api/usage")
 
 
 def _full_disk(monkeypatch) -> None:
-    real = store._connect
+    real = store.cache._connect
 
     def connect_writer_on_a_full_disk(path):
         conn = real(path)
@@ -28,7 +28,7 @@ def _full_disk(monkeypatch) -> None:
         conn.execute(f"PRAGMA max_page_count = {pages}")
         return conn
 
-    monkeypatch.setattr(store, "_connect", connect_writer_on_a_full_disk)
+    monkeypatch.setattr(store.cache, "_connect", connect_writer_on_a_full_disk)
 
 
 def test_disk_full_during_a_sync_keeps_the_old_data_intact_and_served(amber_config, amber_client, app_for,

@@ -29,8 +29,8 @@ def build_cache_one_migration_behind(path: Path) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     version = store.SCHEMA_VERSION - 1
     conn.execute("BEGIN")
-    for script in store.MIGRATIONS[:version]:
-        for statement in store._statements(script):
+    for migration in store.MIGRATIONS[:version]:
+        for statement in migration:
             conn.execute(statement)
     first = int((NOW - timedelta(days=30)).timestamp())
     first -= first % 300
