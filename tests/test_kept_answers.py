@@ -24,8 +24,7 @@ from freezegun import freeze_time
 
 from home_energy import store
 from home_energy.clock import NEM_TZ
-from home_energy.models import PriceRow, UsageRow
-from home_energy.sources.base import Reading
+from home_energy.models import PriceRow, Reading, UsageRow
 from home_energy.sync import run_sync
 from tests.fake_amber import TOKEN, FakeAmber, price_interval
 from tests.reliability.helpers import cli_env, pinned_cli
