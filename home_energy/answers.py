@@ -38,9 +38,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, overload
 
 from flask import Response, current_app, g, request
+from werkzeug.http import parse_accept_header
 
 from .db import connect_reader
 
@@ -63,7 +65,14 @@ def accepts_gzip() -> bool:
     Explicit q-values win over `*` and a q of 0 refuses (`gzip;q=0`, `*;q=0`); when identity is
     asked for with a higher q than gzip, identity is sent. No header at all: no gzip.
     """
-    return request.accept_encodings.best_match(("gzip", "identity"), default="identity") == "gzip"
+    return _gzip_accepted(request.headers.get("Accept-Encoding", ""))
+
+
+@lru_cache(maxsize=64)
+def _gzip_accepted(header: str) -> bool:
+    # Each client sends the same header on every request: parse each distinct one once.
+    accepted = parse_accept_header(header)
+    return accepted.best_match(("gzip", "identity"), default="identity") == "gzip"
 
 
 def compressed_form(body: bytes, mimetype: str, level: int = GZIP_LEVEL) -> bytes | None:
@@ -84,6 +93,7 @@ def encoded_response(plain: bytes, packed: bytes | None, mimetype: str, zipped: 
     """A response for a body encoded ahead of time: `packed` is its gzip form, or None."""
     use_packed = zipped and packed is not None
     response = current_app.response_class(packed if use_packed else plain, mimetype=mimetype)
+    response.encoded_ahead = True  # type: ignore[attr-defined]  # compress_for_client leaves it be
     if use_packed:
         response.headers["Content-Encoding"] = "gzip"
     if packed is not None:
@@ -94,7 +104,8 @@ def encoded_response(plain: bytes, packed: bytes | None, mimetype: str, zipped: 
 def compress_for_client(response: Response) -> None:
     """After a view: compress what was not encoded ahead of time, by the same rule."""
     if (
-        response.direct_passthrough
+        getattr(response, "encoded_ahead", False)
+        or response.direct_passthrough
         or response.status_code < 200
         or response.status_code in (204, 304)
         or "Content-Encoding" in response.headers

@@ -139,8 +139,10 @@ def create_app(config: Config | None = None) -> Flask:
     @app.before_request
     def _api_options() -> Any:
         # Flask answers OPTIONS itself with an empty body; under /api every answer is JSON.
+        if request.method != "OPTIONS":
+            return None
         rule = request.url_rule
-        if request.method != "OPTIONS" or not _under_api() or rule is None or rule.methods is None:
+        if not _under_api() or rule is None or rule.methods is None:
             return None
         allowed = sorted(rule.methods)
         response = jsonify(allow=allowed)
