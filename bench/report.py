@@ -237,7 +237,7 @@ What was found, one experiment at a time:
 - **Work per request.** On a quiet machine the throughput ratio is about the ratio of CPU per
   request. Through Flask's test client the bare route costs 144 µs. Built afresh, `/api/current`
   cost 264 µs, `/api/health` 226 µs and `/api/usage` 219 µs (3–5 ms with `intervals=1`). Every
-  endpoint now keeps its answer through one helper (`answers.kept_json`) until SQLite's
+  endpoint now keeps its answer through one helper (`answers.kept_answer`) until SQLite's
   `PRAGMA data_version` says the cache was written or its time slice (a second for ages, the
   5-minute grid for intervals) ends: a repeated poll costs a `stat`, one pragma and a lookup,
   146–174 µs, and a repeated week of intervals 170 µs. Werkzeug's parse of `Accept-Encoding`

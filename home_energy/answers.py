@@ -5,7 +5,7 @@ changes only when a writer commits to the cache or a time boundary passes. Build
 rows on every poll would cost most of each request (see docs/performance.md).
 
 The rule it keeps: **a kept answer is byte for byte what building it now would give.** A view
-never keeps anything itself; it calls `kept_json(name, inputs, build, at=...)` and the key is
+never keeps anything itself; it calls `kept_answer(name, inputs, build, at=...)` and the key is
 made here from everything the answer can depend on:
 
 - what is in the cache: SQLite's `PRAGMA data_version` on this thread's connection, which changes
@@ -16,6 +16,8 @@ made here from everything the answer can depend on:
   is replaced (a damaged cache moved aside, a copy restored by rename) the reconnect drops them;
 - the request's own inputs (`name`, `inputs`), and the time (`at`, the start of the time slice the
   answer holds for, also the only "now" `build` is given);
+- the app's settings and version, fixed for an app's life: a thread that serves another app's
+  settings (tests build many apps in one process) starts afresh;
 - the negotiated encoding: both forms are made from the same plain body.
 
 What it costs per request: one `stat` of the cache path (in `get_db`), one `PRAGMA data_version`
@@ -247,24 +249,29 @@ def bucket(now: datetime, seconds: int) -> datetime:
 
 
 @overload
-def kept_json(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, datetime], Any], *,
-              at: datetime) -> Response: ...
+def kept_answer(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, datetime], Any], *,
+                at: datetime, mimetype: str = JSON) -> Response: ...
 
 
 @overload
-def kept_json(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, None], Any], *,
-              at: None) -> Response: ...
+def kept_answer(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, None], Any], *,
+                at: None, mimetype: str = JSON) -> Response: ...
 
 
-def kept_json(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, Any], Any], *,
-              at: datetime | None) -> Response:
-    """The JSON answer `build(conn, at)` gives, kept until the cache, the file or `at` changes.
+def kept_answer(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, Any], Any], *,
+                at: datetime | None, mimetype: str = JSON) -> Response:
+    """The answer `build(conn, at)` gives, kept until the cache, the file or `at` changes: JSON
+    (`build` returns what `jsonify` would take), or with another `mimetype` the text or bytes
+    `build` returns.
 
-    `name` and `inputs` must hold everything of the request the answer depends on (parameters,
-    settings, a NEM day); `at` is the instant it is computed for: None when it does not depend on
-    the time, else the start of the slice it holds for (`bucket(now, 300)` for the 5-minute grid,
-    `bucket(now, 1)` for ages in whole seconds). `build` is given the connection and `at`, and must
-    use no other clock and no other connection: then a kept answer cannot be stale.
+    `name` and `inputs` must hold everything of the request the answer depends on (parameters, a
+    NEM day; the settings are covered already); `at` is the instant it is computed for: None when
+    it does not depend on the time, else the start of the slice it holds for (`bucket(now, 300)`
+    for the 5-minute grid, `bucket(now, 1)` for ages in whole seconds). `build` is given the
+    connection and `at`, and must use no other clock and no other connection: then a kept answer
+    cannot be stale. A new endpoint (a blueprint of its own too) needs nothing more:
+
+        return kept_answer("current", (), queries.current, at=bucket(now_utc(), 300))
     """
     conn = get_db()
     reader = _reader()
@@ -289,7 +296,9 @@ def kept_json(name: str, inputs: Hashable, build: Callable[[sqlite3.Connection, 
         conn.execute("COMMIT")
         if version != reader.version:
             reader.forget(version)
-        kept = _Kept(current_app.json.dumps(value, separators=(",", ":")).encode(), JSON)
+        if mimetype == JSON:
+            value = current_app.json.dumps(value, separators=(",", ":"))
+        kept = _Kept(value.encode() if isinstance(value, str) else value, mimetype)
         reader.keep(key, kept)
     response, grown = kept.respond(zipped)
     if grown and reader.answers.get(key) is kept:

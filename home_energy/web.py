@@ -2,7 +2,7 @@
 
 It never imports the upstream client and never calls out: every answer comes from the cache,
 opened read-only (one connection per server thread, in `answers`). Every answer that can be
-kept is kept through `answers.kept_json` (or `kept_body` for the page), never by a cache of a
+kept is kept through `answers.kept_answer` (or `kept_body` for the page), never by a cache of a
 view's own. When the file cannot be read at all, /api/health answers 503 with a one-line error.
 Query parameters are parsed strictly (ASCII digits, exact dates, no repeats); bad input is a 400
 with a JSON error. Every answer under /api is JSON: an error, a 500 (which never carries a trace),
@@ -32,8 +32,8 @@ from .answers import (
     compressed_form,
     drop_reader,
     encoded_response,
+    kept_answer,
     kept_body,
-    kept_json,
 )
 from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
@@ -54,7 +54,7 @@ DEFAULT_USAGE_DAYS = 7
 # Five-minute usage is ~600 rows a day: a week keeps the heaviest answer under 1 MB of JSON, so
 # it cannot crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
 MAX_INTERVAL_USAGE_DAYS = 7
-# How long each answer holds, as the time slice passed to `kept_json`: ages are whole seconds;
+# How long each answer holds, as the time slice passed to `kept_answer`: ages are whole seconds;
 # every interval boundary (and so the current interval and each `kind`) is on the 5-minute grid;
 # the meter's energy is kept per minute.
 AGES_SLICE_S = 1
@@ -300,13 +300,13 @@ def health() -> Any:
             body["meter"] = queries.meter_health(conn, at, cfg.meter, cfg.meter_poll_seconds)
         return body
 
-    return kept_json("health", (), build, at=bucket(now_utc(), AGES_SLICE_S))
+    return kept_answer("health", (), build, at=bucket(now_utc(), AGES_SLICE_S))
 
 
 @api.get("/current")
 def current() -> Any:
     _only()
-    return kept_json("current", (), queries.current, at=bucket(now_utc(), INTERVAL_GRID_S))
+    return kept_answer("current", (), queries.current, at=bucket(now_utc(), INTERVAL_GRID_S))
 
 
 @api.get("/prices")
@@ -315,7 +315,7 @@ def prices() -> Any:
     hours = _int_arg("hours", 1, MAX_HOURS)
     if hours is None:
         hours = DEFAULT_HOURS
-    return kept_json("prices", (hours,), lambda conn, at: queries.prices(conn, at, hours),
+    return kept_answer("prices", (hours,), lambda conn, at: queries.prices(conn, at, hours),
                      at=bucket(now_utc(), INTERVAL_GRID_S))
 
 
@@ -338,7 +338,7 @@ def usage() -> Any:
     if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
         raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
     # The dates are the answer's whole input: it does not depend on the time.
-    return kept_json("usage", (start, end, with_intervals),
+    return kept_answer("usage", (start, end, with_intervals),
                      lambda conn, _at: queries.usage(conn, start, end, intervals=with_intervals), at=None)
 
 
@@ -346,7 +346,7 @@ def usage() -> Any:
 def summary() -> Any:
     _only()
     budget, forecast = settings().monthly_budget, settings().forecast_price
-    return kept_json("summary", (budget, forecast),
+    return kept_answer("summary", (budget, forecast),
                      lambda conn, at: queries.summary(conn, at, budget, forecast),
                      at=bucket(now_utc(), INTERVAL_GRID_S))
 
@@ -372,7 +372,7 @@ def index() -> Any:
 def live() -> Any:
     _only()
     cfg = settings()
-    return kept_json("live", (cfg.meter, cfg.meter_poll_seconds),
+    return kept_answer("live", (cfg.meter, cfg.meter_poll_seconds),
                      lambda conn, at: queries.live(conn, at, cfg.meter, cfg.meter_poll_seconds),
                      at=bucket(now_utc(), AGES_SLICE_S))
 
@@ -386,6 +386,6 @@ def today() -> Any:
     if day > this_day or (this_day - day).days > settings().retention_days:
         raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
     source = settings().meter
-    return kept_json("today", (day, source),
+    return kept_answer("today", (day, source),
                      lambda conn, at: queries.today(conn, at, source, day),
                      at=bucket(now, METER_MINUTE_S))

@@ -226,3 +226,42 @@ def test_time_slices_hold_the_answer_only_as_long_as_it_is_true(config, amber_cl
         moved = client.get("/api/current").get_json()["channels"]["general"]
     assert moved["start"] != current["start"] and moved["start"] == boundary.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert boundary.astimezone(NEM_TZ).date() == NOW.astimezone(NEM_TZ).date()
+
+
+def test_a_new_endpoint_is_kept_correctly_just_by_using_the_helper(config, amber_client, app_for):
+    """A blueprint of its own (as a metrics endpoint would be), text rather than JSON: the helper
+    alone makes its answers follow the cache, the time slice and the encoding."""
+    from flask import Blueprint
+
+    from home_energy.answers import bucket, kept_answer
+    from home_energy.clock import now_utc
+
+    extra = Blueprint("extra", __name__)
+    builds = []
+
+    @extra.get("/api/price-rows")
+    def price_rows() -> Any:
+        def build(conn: sqlite3.Connection, at: datetime) -> str:
+            builds.append(at)
+            count = conn.execute("SELECT COUNT(*), SUM(per_kwh) FROM prices").fetchone()
+            return f"price_rows {count[0]}\nprice_sum {count[1]:.2f}\n" + "# padding\n" * 200
+
+        return kept_answer("price-rows", (), build, at=bucket(now_utc(), 60), mimetype="text/plain")
+
+    with freeze_time(NOW):
+        run_sync(config, amber_client())
+        app = app_for(config)
+        app.register_blueprint(extra)
+        client = app.test_client()
+        first = client.get("/api/price-rows").data
+        packed = client.get("/api/price-rows", headers=GZIP)
+        assert packed.headers["Content-Encoding"] == "gzip" and gzip.decompress(packed.data) == first
+        assert client.get("/api/price-rows").data == first and len(builds) == 1  # kept
+        conn = store.open_writer(config.sqlite_path)
+        _second_write(conn)
+        conn.close()
+        second = client.get("/api/price-rows").data
+        assert gzip.decompress(client.get("/api/price-rows", headers=GZIP).data) == second
+    assert first.splitlines()[0] == second.splitlines()[0]  # same rows, other prices
+    assert first.splitlines()[1] != second.splitlines()[1]
+    assert len(builds) == 2
