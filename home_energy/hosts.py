@@ -49,13 +49,19 @@ def is_loopback(host: str) -> bool:
 
 
 def host_name(header: str) -> str:
-    """The name in a Host header: no port, no IPv6 brackets, lower case, no trailing dot."""
+    """The name in a Host header: no port, no IPv6 brackets, lower case, no trailing dot.
+
+    Anything after the name but a `:port` of digits is kept, so `localhost:80@other` matches no name.
+    """
     value = header.strip().lower()
     if value.startswith("["):
         end = value.find("]")
-        return value[1:end] if end > 0 else value
+        rest = value[end + 1:] if end > 0 else "?"
+        return value[1:end] if rest == "" or (rest[:1] == ":" and (rest[1:].isdigit() or rest == ":")) else value
     if value.count(":") == 1:  # name:port (a bare IPv6 address has more than one colon)
-        value = value.partition(":")[0]
+        name, _colon, port = value.partition(":")
+        if port.isdigit() or port == "":
+            value = name
     return value.rstrip(".")
 
 

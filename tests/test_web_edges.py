@@ -106,6 +106,13 @@ def lan_config(make_config):
     return make_config(HOST="0.0.0.0")
 
 
+@pytest.mark.parametrize("host", ["localhost:80@rebound.example", "[::1]x", "[::1]:80@rebound.example",
+                                  "localhost.rebound.example", ""])
+def test_a_name_that_only_begins_like_a_loopback_name_is_refused(host, lan_config, app_for):
+    response = app_for(lan_config).test_client().get("/api/health", headers={"Host": host})
+    assert response.status_code == 400 and response.mimetype == "application/json"
+
+
 @pytest.mark.parametrize("path", ["/api/health", "/api/usage", "/", "/static/dashboard.js", "/api/nothing"])
 def test_a_foreign_host_is_refused_in_lan_mode(path, lan_config, app_for):
     response = app_for(lan_config).test_client().get(path, headers={"Host": "rebound.example.com:5050"})
@@ -116,7 +123,7 @@ def test_a_foreign_host_is_refused_in_lan_mode(path, lan_config, app_for):
 
 @pytest.mark.parametrize("mode", ["loopback", "lan", "extra names"])
 @pytest.mark.parametrize("host", ["localhost", "localhost:5050", "LOCALHOST.", "127.0.0.1", "127.0.0.1:5050",
-                                  "[::1]:5050", "[::1]"])
+                                  "127.0.0.1:", "[::1]:5050", "[::1]"])
 def test_loopback_names_always_pass(host, mode, make_config, app_for):
     env = {"loopback": {}, "lan": {"HOST": "0.0.0.0"}, "extra names": {"ALLOWED_HOSTS": "dashboard.home"}}[mode]
     config = make_config(**env)
