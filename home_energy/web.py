@@ -107,8 +107,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
     app.config["JSON_SORT_KEYS"] = False
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    app.json.sort_keys = False
+    app.json.compact = True
     app.extensions["home_energy_static"] = load_static(app.static_folder)
     hosts = app.extensions["home_energy_hosts"] = HostGuard(config)
     if "static" in app.view_functions:
