@@ -137,11 +137,11 @@ class _Kept:
     def size(self) -> int:
         return len(self.plain) + (len(self.packed) if self.packed else 0)
 
-    def respond(self, zipped: bool, level: int = GZIP_LEVEL) -> tuple[Response, int]:
+    def respond(self, zipped: bool) -> tuple[Response, int]:
         """The response, and how many bytes the answer grew by (its gzip form made just now)."""
         grown = 0
         if zipped and not self.packed_done:
-            self.packed = compressed_form(self.plain, self.mimetype, level)
+            self.packed = compressed_form(self.plain, self.mimetype)
             self.packed_done = True
             grown = len(self.packed or b"")
         response = encoded_response(self.plain, self.packed, self.mimetype, zipped)
