@@ -80,21 +80,27 @@ def _gzip_accepted(header: str) -> bool:
 def compressed_form(body: bytes, mimetype: str, level: int = GZIP_LEVEL) -> bytes | None:
     """The one rule for compressing: the body's gzip form when its type compresses, it is at least
     GZIP_MIN_BYTES and gzip makes it smaller; otherwise None (it is always sent as it is)."""
-    if mimetype not in GZIP_TYPES or len(body) < GZIP_MIN_BYTES:
+    if not may_compress(body, mimetype):
         return None
     packed = gzip.compress(body, compresslevel=level, mtime=0)
     return packed if len(packed) < len(body) else None
 
 
 def may_compress(body: bytes, mimetype: str) -> bool:
-    """Whether `compressed_form` could give a gzip form: then the answer varies by Accept-Encoding."""
-    return mimetype in GZIP_TYPES and len(body) >= GZIP_MIN_BYTES
+    """Whether `compressed_form` could give a gzip form: then the answer varies by Accept-Encoding.
+    `mimetype` may carry parameters (`text/plain; version=0.0.4`)."""
+    return mimetype.partition(";")[0].strip() in GZIP_TYPES and len(body) >= GZIP_MIN_BYTES
 
 
 def encoded_response(plain: bytes, packed: bytes | None, mimetype: str, zipped: bool) -> Response:
-    """A response for a body encoded ahead of time: `packed` is its gzip form, or None."""
+    """A response for a body encoded ahead of time: `packed` is its gzip form, or None.
+    A `mimetype` with parameters is sent as the whole Content-Type, as given."""
     use_packed = zipped and packed is not None
-    response = current_app.response_class(packed if use_packed else plain, mimetype=mimetype)
+    body = packed if use_packed else plain
+    if ";" in mimetype:
+        response = current_app.response_class(body, content_type=mimetype)
+    else:
+        response = current_app.response_class(body, mimetype=mimetype)
     response.encoded_ahead = True  # type: ignore[attr-defined]  # compress_for_client leaves it be
     if use_packed:
         response.headers["Content-Encoding"] = "gzip"
