@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import fresh_install, meter_cost, report
+from . import fresh_install, meter_cost, publish_cost, report
 from .burst import BareServer, measure_bursts, measure_crowding, wrk_available
 from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report path (default docs/performance.md)")
     parser.add_argument("--work", type=Path, help="keep datasets and logs here instead of a temporary folder")
     parser.add_argument("--reuse", action="store_true", help="reuse datasets already seeded under --work")
-    parts = ("http", "burst", "slow", "sync", "page", "where", "meter")
+    parts = ("http", "burst", "slow", "sync", "page", "where", "meter", "publish")
     parser.add_argument("--skip", action="append", default=[], choices=parts, help="leave out a part (repeatable)")
     parser.add_argument("--burst-rounds", type=int, default=3, help="alternating wrk rounds per path (default 3)")
     parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
@@ -138,6 +138,10 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     )
     report.write(results, args.out)
     fresh_install.measure_and_report(args.out, work)
+    if "publish" not in args.skip:  # before the meter part, which writes meter rows into the largest dataset
+        cost = publish_cost.measure_publish(work / "publish", progress=lambda s: print(s, flush=True))
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        fresh_install.write_section(args.out, "\n".join(publish_cost.markdown(cost, load)))
     if "meter" not in args.skip:  # last: it writes meter rows into the largest dataset
         cost = meter_cost.measure_meter(work / "meter", dataset=largest.path)
         fresh_install.write_section(args.out, "\n".join(meter_cost.markdown(cost)))

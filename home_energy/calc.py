@@ -115,3 +115,35 @@ def sync_problem(outcome: str | None, error: str | None, has_prices: bool) -> st
     if "cache" in text:
         return "cache_unreadable"
     return "upstream_unreachable"
+
+
+def cheapest_intervals(slots: Sequence[Slot], minutes: int, earliest: int, latest: int) -> list[Window]:
+    """The cheapest `minutes` inside [earliest, latest), not necessarily in one piece: whole
+    intervals by price (ties to the earlier), the last one cut short to what is still needed.
+
+    The same candidates as `cheapest_window`: intervals that start at or after `earliest` and end
+    by `latest`. Adjacent picks are merged, so the answer is the fewest blocks, in time order;
+    each block's `avg_per_kwh` is its own duration-weighted mean. Empty when the span holds
+    fewer than `minutes` of prices.
+    """
+    need = minutes * 60
+    candidates = sorted((s for s in slots if s.start >= earliest and s.end <= latest and s.end > s.start),
+                        key=lambda s: (s.per_kwh, s.start))
+    if sum(s.end - s.start for s in candidates) < need:
+        return []
+    picked: list[Slot] = []
+    for slot in candidates:
+        if need <= 0:
+            break
+        take = min(need, slot.end - slot.start)
+        picked.append(Slot(slot.start, slot.start + take, slot.per_kwh))
+        need -= take
+    blocks: list[list[float]] = []  # [start, end, cost]
+    for slot in sorted(picked, key=lambda s: s.start):
+        cost = slot.per_kwh * (slot.end - slot.start)
+        if blocks and blocks[-1][1] == slot.start:
+            blocks[-1][1] = slot.end
+            blocks[-1][2] += cost
+        else:
+            blocks.append([slot.start, slot.end, cost])
+    return [Window(int(s), int(e), round(c / (e - s), 4)) for s, e, c in blocks]

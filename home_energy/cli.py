@@ -107,26 +107,45 @@ def cmd_config(config: Config, _args: argparse.Namespace) -> int:
 
 
 def cmd_run(config: Config, _args: argparse.Namespace) -> int:
+    from .plugs.controller import load_configured_plugs
     from .scheduler import start_scheduler
 
+    load_configured_plugs(config)  # a mistake in PLUGS_FILE stops the start (exit 78) before serving
     return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler))
 
 
 def _with_collector(config: Config, start_scheduler):
-    """Start the meter collector (when METER is set), then the schedule; one cleanup stops both.
-    Both open the cache under the writer lock, so whichever comes first migrates it."""
+    """Start the meter collector (when METER is set), then the schedule, then the MQTT publisher
+    (when MQTT_URL is set, in its own thread: a bad broker delays nothing) and the plug controller
+    (when PLUGS_FILE is set); one cleanup stops all. The collector, the schedule and the controller
+    open the cache under the writer lock, so whichever comes first migrates it; the publisher only
+    reads."""
     from .collector import start_collector
+    from .plugs.controller import start_controller
+    from .publisher import start_publisher
 
     started = start_collector(config)
     stop_scheduler = start_scheduler(config)
+    stop_publisher = start_publisher(config)
+    stop_plugs = start_controller(config)
 
     def _stop() -> None:
+        if stop_publisher:
+            stop_publisher()
         stop_scheduler()
+        if stop_plugs:
+            stop_plugs()
         if started:
             started[0].set()
             started[1].join(timeout=5)
 
     return _stop
+
+
+def cmd_control(config: Config, args: argparse.Namespace) -> int:
+    from .plugs.controller import control_until_signalled
+
+    return control_until_signalled(config, dry_run=args.dry_run)
 
 
 def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
@@ -135,11 +154,19 @@ def cmd_collect(config: Config, _args: argparse.Namespace) -> int:
     return collect_until_signalled(config)
 
 
+def cmd_publish(config: Config, _args: argparse.Namespace) -> int:
+    from .publisher import publish_until_signalled
+
+    return publish_until_signalled(config)
+
+
 COMMANDS = {
     "sync": (cmd_sync, "fetch from Amber (or the demo) into the cache once; for the systemd timer"),
     "serve": (cmd_serve, "serve the dashboard and JSON API from the cache with Waitress"),
     "run": (cmd_run, "serve plus an in-process sync schedule (development, machines without systemd)"),
     "collect": (cmd_collect, "poll the home's meter (METER) into the cache in the foreground; for its service"),
+    "control": (cmd_control, "switch the smart plugs in PLUGS_FILE by the cached prices; for its service"),
+    "publish": (cmd_publish, "send the cache's values to the MQTT broker (MQTT_URL) with Home Assistant discovery"),
     "init-db": (cmd_init_db, "create or migrate the cache file"),
     "config": (cmd_config, "print a setting as the units see it (the env file under the environment)"),
     "seed-demo": (cmd_seed_demo, "fill the cache with N days of simulated history (benchmarks, screenshots)"),
@@ -159,6 +186,9 @@ EXIT_CODES = {
     "init-db": ("0  the cache is ready", _EXIT_CACHE, _EXIT_CONFIG),
     "config": ("0  printed", _EXIT_CONFIG),
     "collect": ("0  stopped by SIGTERM or Ctrl-C, or no meter configured (METER unset)", _EXIT_CACHE, _EXIT_CONFIG),
+    "control": ("0  stopped by SIGTERM or Ctrl-C, or no plugs configured (PLUGS_FILE unset)", _EXIT_CACHE,
+                f"{EX_CONFIG}  a bad setting or a mistake in PLUGS_FILE (the line and key are named)"),
+    "publish": ("0  stopped by SIGTERM or Ctrl-C, or no broker configured (MQTT_URL unset)", _EXIT_CONFIG),
     "seed-demo": ("0  the cache holds the demo history", _EXIT_CACHE,
                   f"{EX_CONFIG}  a bad setting, a cache holding real Amber data (see --force), or --days too long"),
 }
@@ -187,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands["seed-demo"]
     seed.add_argument("--days", type=_days, default=30, help="days of history, 1-3650 (default 30)")
     seed.add_argument("--force", action="store_true", help="seed even a cache that holds real Amber data")
+    commands["control"].add_argument("--dry-run", action="store_true",
+                                     help="read the plugs and log what would be switched; switch and write nothing")
     commands["config"].add_argument("--health-url", action="store_true", required=True,
                                     help="the dashboard's health URL for a client on this machine")
     return parser

@@ -19,6 +19,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from .errors import ConfigError
 
@@ -31,9 +32,10 @@ _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-\.]{8,200}$")
 SETTINGS = frozenset({
     "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
     "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
-    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS", "ALLOWED_HOSTS",
+    "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS", "PLUGS_FILE",
+    "MQTT_URL", "MQTT_PASSWORD", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "ALLOWED_HOSTS",
 })
-OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_")
+OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_", "MQTT_")
 OTHER_PREFIXES = ("KIOSK_", "HOME_ENERGY_UPDATE_")  # the kiosk launcher and pi/update.sh have their own
 # How alike a name must be to a setting to count as a misspelling of it: AMBER_TOKN or
 # RETENTON_DAYS are caught; unrelated variables in a login shell (HOSTNAME, DEBUGINFOD_URLS) are not.
@@ -75,6 +77,12 @@ class Config:
     meter_url: str | None = None
     meter_password: Secret | None = None
     meter_poll_seconds: int = 10
+    plugs_file: Path | None = None  # smart plugs and their rules (TOML, read by plugs.rules); None: no plugs
+    mqtt_url: str | None = None  # mqtt(s)://host[:port], user-info removed (it is in the two fields below)
+    mqtt_user: Secret | None = None
+    mqtt_password: Secret | None = None
+    mqtt_discovery_prefix: str = "homeassistant"
+    mqtt_topic_prefix: str = "home-energy"
     allowed_hosts: tuple[str, ...] = ()  # names served besides the dashboard's own (see hosts.py)
 
     @property
@@ -202,8 +210,10 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_start=_hhmm(merged, "NIGHT_START", "22:00"),
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
         forecast_price=forecast,
+        plugs_file=Path(merged["PLUGS_FILE"].strip()) if merged.get("PLUGS_FILE", "").strip() else None,
         allowed_hosts=_allowed_hosts(merged.get("ALLOWED_HOSTS", "")),
         **_meter_settings(merged),
+        **_mqtt_settings(merged),
     )
 
 
@@ -257,6 +267,58 @@ def _meter_settings(env: Mapping[str, str]) -> dict:
         "meter_password": Secret(password) if password else None,
         "meter_poll_seconds": _int(env, "METER_POLL_SECONDS", 10, 5, 60),
     }
+
+
+MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_MQTT_URL = re.compile(r"(mqtts?)://(?:([^\s/?#@:]*)(?::([^\s/?#@]*))?@)?([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])"
+                       r"(?::(\d{1,5}))?/?")
+# A topic level may hold anything but MQTT's wildcards; spaces and control characters are refused
+# too, because they are always a mistake in a setting and break subscriptions typed by hand.
+_TOPIC_PREFIX = re.compile(r"[A-Za-z0-9_\-.]+(/[A-Za-z0-9_\-.]+)*")
+
+
+def _mqtt_settings(env: Mapping[str, str]) -> dict:
+    """MQTT_URL, MQTT_PASSWORD and the two topic prefixes; no error ever shows the URL (it may hold
+    a password)."""
+    url = env.get("MQTT_URL", "").strip()
+    password = env.get("MQTT_PASSWORD", "")
+    prefixes = {
+        "mqtt_discovery_prefix": _topic_prefix(env, "MQTT_DISCOVERY_PREFIX", "homeassistant"),
+        "mqtt_topic_prefix": _topic_prefix(env, "MQTT_TOPIC_PREFIX", "home-energy"),
+    }
+    if not url:
+        if password:
+            raise ConfigError("MQTT_PASSWORD is set but MQTT_URL is not: set MQTT_URL=mqtt://broker:1883")
+        return prefixes
+    match = _MQTT_URL.fullmatch(url)
+    if match is None:
+        raise ConfigError("MQTT_URL must be mqtt://host[:port] or mqtts://host[:port] "
+                          "(user and password may go before the host as user:password@)")
+    scheme, user, url_password, host, port = match.groups()
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ConfigError("MQTT_URL's port must be from 1 to 65535")
+    if url_password is not None and password:
+        raise ConfigError("MQTT_PASSWORD is set and MQTT_URL holds a password too: give it in one place")
+    # User-info in a URL is percent-encoded (a password holding @ or : is written %40, %3A).
+    user = unquote(user) if user else None
+    secret = password or (unquote(url_password) if url_password else "")
+    if secret and not user:
+        raise ConfigError("MQTT_URL needs a user name before the host (user@host) when a password is set")
+    return {
+        **prefixes,
+        "mqtt_url": f"{scheme}://{host}:{int(port or MQTT_PORTS[scheme])}",
+        "mqtt_user": Secret(user) if user else None,
+        "mqtt_password": Secret(secret) if secret else None,
+    }
+
+
+def _topic_prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "")
+    value = raw.strip() or default
+    if raw != raw.strip() or not _TOPIC_PREFIX.fullmatch(value) or len(value) > 100:
+        raise ConfigError(f"{name} must be MQTT topic levels of letters, digits, _ - . joined by /, "
+                          f"without #, + or spaces (default {default})")
+    return value
 
 
 def config_warnings(env: Mapping[str, str] | None = None, env_file: str | Path | None = None) -> list[str]:

@@ -104,7 +104,7 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     # Kept in meta by the sync: MAX() over a year of intervals would scan every row per request.
     newest_price = int_meta(conn, f"prices_fetched_at:{sid}")
     newest_usage = int_meta(conn, f"usage_newest_end:{sid}")
-    last_ok = int_meta(conn, "last_success_at")
+    last_ok = last_success_at(conn)
     last = _last_run(conn, t)
     price_age = age_seconds(t, newest_price)
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
@@ -136,6 +136,25 @@ def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
                     "error": "the sync started but did not finish"}
         row = conn.execute(f"{columns} WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else dict(row)
+
+
+def last_success_at(conn: sqlite3.Connection) -> int | None:
+    """When a sync last wrote the cache successfully (Unix seconds): health's cache age counts from it."""
+    return int_meta(conn, "last_success_at")
+
+
+def sync_run_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """{outcome: runs} over the runs the cache keeps (its retention window); `running` excluded."""
+    return {row[0]: row[1] for row in conn.execute(
+        "SELECT outcome, COUNT(*) FROM sync_runs WHERE outcome != 'running' GROUP BY outcome ORDER BY outcome")}
+
+
+def rate_limit(conn: sqlite3.Connection) -> dict[str, int | None]:
+    """What Amber's headers said on the newest run that carried them: calls left, and when the
+    5-minute window resets (Unix seconds)."""
+    row = conn.execute("SELECT rate_limit_remaining, rate_limit_reset_at FROM sync_runs "
+                       "WHERE rate_limit_remaining IS NOT NULL ORDER BY id DESC LIMIT 1").fetchone()
+    return {"remaining": None if row is None else row[0], "reset_at": None if row is None else row[1]}
 
 
 def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
@@ -215,6 +234,43 @@ def _month_total(conn: sqlite3.Connection, sid: str | None, first: date, last: d
     return {"from": first.isoformat(), "to": last.isoformat(), "cost_dollars": cost, "days": days}
 
 
+def price_slots(conn: sqlite3.Connection, sid: str | None, channel: str, t: int, horizon: int,
+                forecast: str) -> list[Slot]:
+    """The intervals of `channel` from the one holding `t` up to `horizon`, each at the price the
+    chart draws it at (Amber's own forecast by default): what every cheapest choice ranks."""
+    return [
+        Slot(r[0], r[1], forecast_price("forecast" if r[0] > t else "current", r[2], r[3], forecast))
+        for r in conn.execute(
+            "SELECT start, end, per_kwh, adv_predicted FROM prices WHERE site_id = ? AND channel = ? "
+            "AND start > ? AND start < ? AND end > ? ORDER BY start",
+            (sid, channel, t - MAX_INTERVAL_S, horizon, t),
+        )
+    ]
+
+
+def plug_prices(conn: sqlite3.Connection, now: datetime, forecast: str) -> dict[str, Any]:
+    """What the plug controller decides on, from the cache only: the general and feed-in
+    intervals from now to the forecast's end (as `summary` ranks them), whether a spike is on,
+    and how fresh the prices and the sync are. Feed-in stays in Amber's sign (negative = paid)."""
+    sid = site_id(conn)
+    t = _bucket(now)
+    exact = int(now.timestamp())
+    horizon = t + 2 * CHEAPEST_HORIZON_H * 3600
+    spike = conn.execute(
+        "SELECT spike_status FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? AND start <= ? "
+        "AND end > ?", (sid, exact - MAX_INTERVAL_S, exact, exact)).fetchone()
+    last = _last_run(conn, exact)
+    return {
+        "general": price_slots(conn, sid, "general", t, horizon, forecast),
+        "feed_in": price_slots(conn, sid, "feedIn", t, horizon, forecast),
+        "spike": spike is not None and spike[0] == "spike",
+        "prices_fetched_at": int_meta(conn, f"prices_fetched_at:{sid}"),
+        "last_success_at": int_meta(conn, "last_success_at"),
+        "last_outcome": None if last is None else last["outcome"],
+        "last_error": None if last is None else last["error"],
+    }
+
+
 def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | None,
             forecast: str = "amber") -> dict[str, Any]:
     sid = site_id(conn)
@@ -240,15 +296,7 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
     ).fetchone()
 
     horizon = t + CHEAPEST_HORIZON_H * 3600
-    # Forecasts are ranked at the price the chart draws them at (Amber's own by default).
-    slots = [
-        Slot(r[0], r[1], forecast_price("forecast" if r[0] > t else "current", r[2], r[3], forecast))
-        for r in conn.execute(
-            "SELECT start, end, per_kwh, adv_predicted FROM prices WHERE site_id = ? AND channel = 'general' "
-            "AND start > ? AND start < ? AND end > ? ORDER BY start",
-            (sid, t - MAX_INTERVAL_S, horizon, t),
-        )
-    ]
+    slots = price_slots(conn, sid, "general", t, horizon, forecast)
     earliest = now_row["start"] if now_row else t
     windows = {}
     for hours in CHEAPEST_HOURS:

@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 
-from . import queries
+from . import publish_status, queries
 from .answers import (
     GZIP_LEVEL_ONCE,
     accepts_gzip,
@@ -39,6 +39,8 @@ from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
 from .errors import HomeEnergyError
 from .hosts import HostGuard
+from .plugs import status as plug_status
+from .plugs.api import plugs_api
 from .resources import package_folder
 from .version import running_version
 
@@ -115,6 +117,9 @@ def create_app(config: Config | None = None) -> Flask:
         app.view_functions["static"] = _static_file
     app.register_blueprint(api)
     app.register_blueprint(page)
+    app.register_blueprint(plugs_api)
+    from .metrics import metrics  # here, not at the top: it imports this module
+    app.register_blueprint(metrics)
     app.teardown_appcontext(close_db)
 
     @app.before_request
@@ -298,9 +303,16 @@ def health() -> Any:
         body = queries.health(conn, at, cfg.stale_after_seconds, cfg.mode, version)
         if cfg.meter is not None:
             body["meter"] = queries.meter_health(conn, at, cfg.meter, cfg.meter_poll_seconds)
+        if cfg.plugs_file is not None:
+            body["plugs"] = plug_status.health(conn, at, configured=True)
+        if cfg.mqtt_url is not None:
+            body["publish"] = publish_status.read_status(status_file, at, cfg.mqtt_url)
         return body
 
-    return kept_answer("health", (), build, at=bucket(now_utc(), AGES_SLICE_S))
+    # The publisher's status is a file beside the cache, not in it: its stamp is an input.
+    status_file = publish_status.status_path(cfg.sqlite_path)
+    published = publish_status.stamp(status_file) if cfg.mqtt_url is not None else None
+    return kept_answer("health", (published,), build, at=bucket(now_utc(), AGES_SLICE_S))
 
 
 @api.get("/current")

@@ -11,8 +11,11 @@ readonly UNIT_DIR=/etc/systemd/system
 # The checkout path written in pi/systemd/*; replaced by this checkout's real path on install.
 readonly UNIT_CHECKOUT=/opt/home-energy-analysis
 readonly UNITS=(home-energy-dashboard.service home-energy-sync-cache.service home-energy-sync-cache.timer
-  home-energy-meter.service)
-readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home-energy-meter.service)
+  home-energy-meter.service home-energy-control.service)
+readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home-energy-meter.service
+  home-energy-control.service)
+# Installed and enabled only when the env file sets MQTT_URL (docs/integrations.md).
+readonly PUBLISH_UNIT=home-energy-publish.service
 readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -213,10 +216,17 @@ install_venv() {
   host_only "${as_owner[@]}" "$CHECKOUT/.venv/bin/python" -m pip install --quiet -e "$CHECKOUT"
 }
 
+# mqtt_configured: whether the env file gives MQTT_URL a value.
+mqtt_configured() {
+  [[ -r "$ROOT$ENV_FILE" ]] && grep -Eq '^[[:space:]]*(export[[:space:]]+)?MQTT_URL=[[:space:]]*["'"'"']?[^[:space:]"'"'"']' "$ROOT$ENV_FILE"
+}
+
 install_units() {
   local unit
+  local -a units=("${UNITS[@]}") enable=("${ENABLE[@]}")
+  if mqtt_configured; then units+=("$PUBLISH_UNIT"); enable+=("$PUBLISH_UNIT"); fi
   put_dir "$ROOT$UNIT_DIR" 0755 root root
-  for unit in "${UNITS[@]}"; do
+  for unit in "${units[@]}"; do
     render "$CHECKOUT/pi/systemd/$unit" "$WORK/$unit"
     put_file "$WORK/$unit" "$ROOT$UNIT_DIR/$unit" 0644 root root
     if (( PUT_CHANGED )); then UNITS_CHANGED=1; fi
@@ -227,20 +237,23 @@ install_units() {
     local -a where=() todo=()
     if [[ -n "$ROOT" ]]; then where=(--root="$ROOT"); fi
     if [[ -z "$ROOT" ]]; then say "systemd is not running here: enabling the units only; they start at the next boot"; fi
-    for unit in "${ENABLE[@]}"; do
+    for unit in "${enable[@]}"; do
       systemctl "${where[@]}" is-enabled --quiet "$unit" 2>/dev/null || todo+=("$unit")
     done
     if ((${#todo[@]})); then
       run systemctl "${where[@]}" --quiet enable "${todo[@]}"
       changed
     else
-      say "unchanged: enabled ${ENABLE[*]}"
+      say "unchanged: enabled ${enable[*]}"
     fi
     return 0
   fi
   if (( UNITS_CHANGED )); then run systemctl daemon-reload; fi
-  run systemctl enable --now "${ENABLE[@]}"
-  if (( UNITS_CHANGED )); then run systemctl try-restart home-energy-dashboard.service home-energy-meter.service; fi
+  run systemctl enable --now "${enable[@]}"
+  if (( UNITS_CHANGED )); then
+    run systemctl try-restart home-energy-dashboard.service home-energy-meter.service home-energy-control.service \
+      "${enable[@]:${#ENABLE[@]}}"
+  fi
   # Fill the cache now rather than at the next 5-minute boundary.
   if (( ! UNITS_ONLY )); then run systemctl start --no-block home-energy-sync-cache.service; fi
 }

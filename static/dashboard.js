@@ -99,7 +99,7 @@
     monthLabel: $("month-label"), monthValue: $("month-value"), monthNote: $("month-note"),
     budget: $("budget"), budgetFill: $("budget-fill"), budgetText: $("budget-text"),
     chartCard: $("chart-card"), chart: $("chart"),
-    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), chimeToggle: $("chime-toggle"),
+    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), publish: $("publish-status"), chimeToggle: $("chime-toggle"),
     frame: $("frame"),
   };
 
@@ -581,6 +581,12 @@
   function renderFreshness(now) {
     const health = state.data && state.data.health;
     show(el.demo, Boolean(health && health.mode === "demo"));
+    // MQTT publishing is another system's business: a word in the footer, never a notice.
+    const publish = health && health.publish;
+    const publishing = publish ? (publish.status === "connected" ? "MQTT ok" : "MQTT offline") : "";
+    setText(el.publish, publishing);
+    if (el.publish.dataset.status !== (publish ? publish.status : "")) el.publish.dataset.status = publish ? publish.status : "";
+    show(el.publish, Boolean(publish));
     const cachedAt = pricesCachedAt();
     setText(el.freshness, cachedAt === null ? "" : `Updated ${formatTime(cachedAt)} · ${formatAgo(now - cachedAt)}`);
 

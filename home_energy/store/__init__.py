@@ -4,7 +4,8 @@ One module per job, all reached through this package's names (`store.write_sync`
 - `migrations`: the schema, append-only, counted by `PRAGMA user_version`;
 - `cache`: the writer lock, opening and migrating, damaged files, transactions, meta;
 - `sync_writes`: what a sync writes (its run record, sites, prices, usage) and pruning;
-- `meter_writes`: what the meter collector writes (latest reading, minutes, its state).
+- `meter_writes`: what the meter collector writes (latest reading, minutes, its state);
+- `plug_writes`: what the plug controller writes (each plug's state, its decisions and commands).
 
 The web never imports this package: it reads through `queries` on a read-only connection.
 """

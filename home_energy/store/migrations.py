@@ -139,7 +139,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message TEXT
         );""",
     ),
+    # 4: smart plugs (plugs/, the controller): each plug's state, and the log of its decisions
+    # and commands (store.plug_writes)
+    (
+        """CREATE TABLE IF NOT EXISTS plug_state (
+            plug TEXT PRIMARY KEY,           -- the plug's key in PLUGS_FILE
+            name TEXT NOT NULL,              -- what the screen shows
+            rule TEXT NOT NULL,              -- e.g. "cheapest 2 h"
+            state TEXT,                      -- on | off as last read; NULL unknown
+            read_at INTEGER,                 -- when the state was last read, Unix seconds UTC
+            changed_at INTEGER,              -- when it last changed state, as far as the controller knows
+            expected TEXT,                   -- on | off: what the controller last set or accepted
+            mode TEXT NOT NULL,              -- auto | manual | fallback | held | waiting | failing
+            why TEXT NOT NULL,
+            price REAL,                      -- the price the rule looked at, c/kWh
+            next_change_at INTEGER,
+            next_state TEXT,
+            block_start INTEGER,             -- cheapest: the block running, next, or last run
+            block_end INTEGER,
+            plan TEXT,                       -- cheapest: JSON {span_start, span_end, blocks}
+            override_until INTEGER,
+            failures INTEGER NOT NULL DEFAULT 0,
+            failing_since INTEGER,
+            last_error TEXT,
+            next_attempt_at INTEGER,
+            updated_at INTEGER NOT NULL
+        );""",
+        """CREATE TABLE IF NOT EXISTS plug_log (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            plug TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- decision | command | fault
+            rule TEXT NOT NULL,
+            price REAL,
+            action TEXT,                     -- on | off | leave
+            result TEXT NOT NULL,            -- decision: its mode; command: sent | ok | failed | interrupted
+            message TEXT
+        );""",
+        "CREATE INDEX IF NOT EXISTS plug_log_plug_at ON plug_log (plug, at);",
+        "CREATE INDEX IF NOT EXISTS plug_log_at ON plug_log (at);",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("sites", "prices", "usage", "daily_usage", "sync_runs", "meta",
-          "meter_latest", "meter_minutes", "meter_hours", "meter_state", "meter_events")
+          "meter_latest", "meter_minutes", "meter_hours", "meter_state", "meter_events", "plug_state", "plug_log")

@@ -19,6 +19,7 @@ from .. import db
 from ..clock import now_utc
 from ..models import PriceRow, Site, UsageRow
 from .cache import set_meta, transaction
+from .plug_writes import prune_plug_log
 
 SYNC_RUNS_KEPT_DAYS = 30
 
@@ -206,6 +207,7 @@ def prune(conn: sqlite3.Connection, retention_days: int, now: datetime) -> int:
     removed += conn.execute("DELETE FROM usage WHERE start < ? AND end < ?", (cutoff, cutoff)).rowcount
     conn.execute("DELETE FROM sync_runs WHERE started_at < ? AND outcome != 'running'",
                  (reference - SYNC_RUNS_KEPT_DAYS * 86400,))
+    removed += prune_plug_log(conn, cutoff)
     return removed
 
 

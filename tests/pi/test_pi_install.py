@@ -68,7 +68,7 @@ def test_install_lays_down_units_env_file_and_state_directory_with_their_modes(t
     assert mode(root / "var/lib/home-energy-analysis") == 0o750
     assert mode(root / "etc/home-energy-analysis") == 0o755
     for name in ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer",
-                 "home-energy-meter.service"):
+                 "home-energy-meter.service", "home-energy-control.service"):
         unit = root / UNIT_DIR / name
         assert mode(unit) == 0o644
         expected = [line if line.startswith("#") else line.replace("/opt/home-energy-analysis", str(REPO))
@@ -169,11 +169,29 @@ def test_units_only_installs_just_the_units(tmp_path: Path):
     install(REPO, root, "--units-only")
     installed = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
     assert installed == [
+        "etc/systemd/system/home-energy-control.service",
         "etc/systemd/system/home-energy-dashboard.service",
         "etc/systemd/system/home-energy-meter.service",
         "etc/systemd/system/home-energy-sync-cache.service",
         "etc/systemd/system/home-energy-sync-cache.timer",
+        "etc/systemd/system/multi-user.target.wants/home-energy-control.service",
         "etc/systemd/system/multi-user.target.wants/home-energy-dashboard.service",
         "etc/systemd/system/multi-user.target.wants/home-energy-meter.service",
         "etc/systemd/system/timers.target.wants/home-energy-sync-cache.timer",
     ]
+
+
+@pytest.mark.parametrize("line", ["MQTT_URL=mqtt://homeassistant.local:1883", "export MQTT_URL='mqtts://broker'"])
+def test_the_publisher_unit_is_installed_and_enabled_only_when_mqtt_url_is_set(tmp_path: Path, line: str):
+    root = tmp_path / "root"
+    env_file = root / ENV_FILE
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# MQTT_URL=mqtt://commented.out\nMQTT_URL=\n")
+    install(REPO, root, "--units-only")
+    assert not (root / UNIT_DIR / "home-energy-publish.service").exists()
+    env_file.write_text(f"{line}\n")
+    install(REPO, root, "--units-only")
+    unit = (root / UNIT_DIR / "home-energy-publish.service").read_text()
+    assert f"ExecStart={REPO}/.venv/bin/home-energy publish\n" in unit
+    assert os.readlink(root / UNIT_DIR / "multi-user.target.wants/home-energy-publish.service") == \
+        "/etc/systemd/system/home-energy-publish.service"

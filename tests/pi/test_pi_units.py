@@ -12,8 +12,10 @@ from pi_harness import PI, REPO
 from home_energy.config import load_config
 
 UNITS = ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer",
-         "home-energy-meter.service")
-SERVICES = (UNITS[0], UNITS[1], UNITS[3])
+         "home-energy-meter.service", "home-energy-publish.service", "home-energy-control.service")
+SERVICES = (UNITS[0], UNITS[1], UNITS[3], UNITS[4], UNITS[5])
+PUBLISH_EXPOSURE_MAX = 2.0
+CONTROL_EXPOSURE_MAX = 2.0  # the plug controller switches mains loads: at least as tight as the others
 EXPOSURE_RECORD = re.compile(r"Recorded exposure score: \*\*(\d+\.\d)\*\*")
 
 
@@ -77,8 +79,8 @@ def test_verify_reports_a_mistake_it_still_exits_zero_on(systemd_root: Path):
 
 
 def test_services_run_the_checkouts_home_energy_command():
-    assert exec_paths(SERVICES[0]) == exec_paths(SERVICES[1]) == exec_paths(SERVICES[2]) == {
-        "/opt/home-energy-analysis/.venv/bin/home-energy"}
+    assert exec_paths(SERVICES[0]) == exec_paths(SERVICES[1]) == exec_paths(SERVICES[2]) == \
+        exec_paths(SERVICES[3]) == exec_paths(SERVICES[4]) == {"/opt/home-energy-analysis/.venv/bin/home-energy"}
     dashboard, sync = unit_keys(SERVICES[0]), unit_keys(SERVICES[1])
     assert dashboard["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy serve"]
     assert dashboard["ExecStartPre"] == ["/opt/home-energy-analysis/.venv/bin/home-energy init-db"]
@@ -90,6 +92,13 @@ def test_services_run_the_checkouts_home_energy_command():
     assert meter["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy collect"]
     assert meter["Restart"] == ["on-failure"]
     assert meter["WantedBy"] == ["multi-user.target"]
+    publish = unit_keys(SERVICES[3])
+    assert publish["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy publish"]
+    assert publish["Restart"] == ["on-failure"] and publish["RestartPreventExitStatus"] == ["78"]
+    control = unit_keys(SERVICES[4])
+    assert control["ExecStart"] == ["/opt/home-energy-analysis/.venv/bin/home-energy control"]
+    assert control["Restart"] == ["on-failure"] and control["RestartPreventExitStatus"] == ["78"]
+    assert control["WantedBy"] == ["multi-user.target"]
 
 
 def _bytes(size: str) -> int:
@@ -105,8 +114,9 @@ def test_every_service_has_memory_and_task_limits(name: str):
 
 
 def test_only_the_sync_receives_the_amber_token_and_only_the_collector_the_meter_password():
-    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD"]
-    assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN"]
+    assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD MQTT_PASSWORD"]
+    assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN MQTT_PASSWORD"]
+    assert unit_keys(SERVICES[4])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD MQTT_PASSWORD"]
     assert "UnsetEnvironment" not in unit_keys(SERVICES[1])
 
 
@@ -171,7 +181,31 @@ def test_dashboard_exposure_is_no_worse_than_the_recorded_score(systemd_root: Pa
     assert float(measured.group(1)) <= float(recorded.group(1))
 
 
+def test_publisher_exposure_is_at_most_2(systemd_root: Path):
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", f"--root={systemd_root}", "--no-pager", SERVICES[3]],
+        capture_output=True, text=True, timeout=60,
+    )
+    measured = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert measured, result.stdout + result.stderr
+    assert float(measured.group(1)) <= PUBLISH_EXPOSURE_MAX
+
+
 def test_env_example_is_valid_configuration_pointing_at_the_state_directory():
     config = load_config(env={}, env_file=PI / "dashboard.env.example")
     assert str(config.sqlite_path) == "/var/lib/home-energy-analysis/cache.sqlite"
     assert (config.mode, config.host, config.port) == ("demo", "127.0.0.1", 5050)
+
+
+def test_the_plug_controller_is_exposed_no_more_than_the_limit_and_kept_off_the_internet(systemd_root: Path):
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", f"--root={systemd_root}", "--no-pager", SERVICES[4]],
+        capture_output=True, text=True, timeout=60,
+    )
+    measured = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert measured, result.stdout + result.stderr
+    assert float(measured.group(1)) <= CONTROL_EXPOSURE_MAX
+    keys = unit_keys(SERVICES[4])
+    assert keys["IPAddressDeny"] == ["any"]
+    allowed = keys["IPAddressAllow"][0].split()
+    assert "192.168.0.0/16" in allowed and "0.0.0.0/0" not in allowed and "any" not in allowed
