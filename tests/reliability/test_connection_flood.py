@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
+import subprocess
+import sys
 import time
-from collections import deque
 
 from bench.slow_clients import closed_by_server
 from home_energy.server import PER_ADDRESS_CONNECTIONS
@@ -63,39 +63,44 @@ def test_a_thousand_idle_connections_leave_health_answering(demo_config, tmp_pat
         assert server.output().count("holds 64 connections") == 1  # logged once per address
 
 
+# The flood is another program, as an attacker's would be: it opens connections as fast as it can,
+# holding up to FLOOD and dropping its oldest, says "ready" once it has opened FLOOD, and stops at EOF.
+_RECONNECTING = """
+import collections, select, socket, sys
+port, flood = int(sys.argv[1]), int(sys.argv[2])
+held, opened = collections.deque(), 0
+while not select.select([sys.stdin], [], [], 0)[0]:
+    try:
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    except OSError:
+        continue
+    opened += 1
+    if opened == flood:
+        print("ready", flush=True)
+    if len(held) > flood:
+        held.popleft().close()
+"""
+
+
 def test_a_client_reconnecting_a_thousand_times_leaves_health_answering(demo_config, tmp_path):
     run_sync(demo_config)
     with ServeProcess(demo_config.sqlite_path, tmp_path / "serve.log") as server:
-        stop = threading.Event()
-        opened = [0]
-
-        def reconnect() -> None:
-            held: deque[socket.socket] = deque()
-            try:
-                while not stop.is_set():
-                    try:
-                        held.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
-                    except OSError:
-                        continue
-                    opened[0] += 1
-                    if len(held) > FLOOD:
-                        held.popleft().close()
-            finally:
-                for sock in held:
-                    sock.close()
-
-        flooder = threading.Thread(target=reconnect, daemon=True)
-        flooder.start()
+        flooder = subprocess.Popen([sys.executable, "-c", _RECONNECTING, str(server.port), str(FLOOD)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 30
-            while opened[0] < FLOOD and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert opened[0] >= FLOOD  # the flood is in full swing before health is asked
+            assert flooder.stdout is not None and flooder.stdout.readline() == "ready\n"
             took = []
             for _ in range(PROBES):
                 took.append(_health_takes(server.port))
                 time.sleep(0.2)
+            assert flooder.poll() is None  # still flooding while health was asked
             assert max(took) < HEALTH_DEADLINE_S, took
         finally:
-            stop.set()
-            flooder.join(timeout=10)
+            assert flooder.stdin is not None
+            flooder.stdin.close()
+            try:
+                flooder.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                flooder.kill()
+                flooder.wait(timeout=10)
+            flooder.stdout.close()
