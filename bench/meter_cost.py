@@ -7,20 +7,29 @@
   as its hourly prune does, worst case (every quantity present, noisy, as on a Fronius with a
   battery) and grid-only (a Shelly): bytes on disk;
 - `/api/live` and `/api/today` p99 with 8 clients beside `/api/current`, on a demo cache with a
-  meter configured.
+  meter configured;
+- the worst answers under the door's caps (`worst_answers`): `home-energy sync` against an Amber
+  answering each shape below its 8 MB cap, and `home-energy collect` against a meter answering
+  each shape below its 256 KB cap; the peak RSS of each process, measured from outside, and the
+  shape that cost most (`--worst-only` measures just these).
 Figures are printed and returned as Markdown for docs/performance.md.
 """
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .load import measure, run_phase
@@ -31,12 +40,30 @@ TARGET_CPU_PERCENT = 1.0  # of one core, at a 10 s poll
 TARGET_RSS_MB = 30.0
 TARGET_YEAR_MB = 10.0  # 1-minute aggregates for a year
 TARGET_API_P99_MS = 15.0  # the other endpoints' budget (bench/report.py), 8 clients
+TARGET_WORST_SYNC_RSS_MB = 150.0  # docs/architecture.md: no answer under the cap takes a sync above this
+TARGET_WORST_COLLECTOR_RSS_MB = 64.0  # the meter unit's MemoryMax
+WORST_POLLS = 2  # hostile polls each collector shape gets before its peak is read
+# Runs a command and prints its peak RSS (kB): RUSAGE_CHILDREN of this one-off parent is the command's.
+PEAK_RSS = ("import resource, subprocess, sys; subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, "
+            "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 POLL_S = 10
 COLLECT_S = 120.0  # 12 polls: enough to see the steady state past start-up
 API_CLIENTS = 8
 API_REQUESTS_PER_CLIENT = 250
 WARMUP_REQUESTS_PER_CLIENT = 30  # first connections and first queries are not what a screen sees
 MINUTES_PER_YEAR = 365 * 24 * 60
+
+
+@dataclass(frozen=True)
+class Worst:
+    """Peak RSS (MB) of a sync and of a collector per hostile answer shape, under the door's caps."""
+
+    sync_mb: dict[str, float] = field(default_factory=dict)
+    collector_mb: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def top(figures: dict[str, float]) -> tuple[str, float]:
+        return max(figures.items(), key=lambda item: item[1])
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,7 @@ class MeterCost:
     live_p99_ms: float
     today_p99_ms: float
     current_p99_ms: float
+    worst: Worst | None = None
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -155,6 +183,173 @@ def measure_api(work: Path, dataset: Path | None = None) -> tuple[float, float, 
     return tuple(r.p99_ms for r in results)  # type: ignore[return-value]
 
 
+# -- the worst answers under the door's caps -------------------------------------------------------
+
+def _http(status: str, body: bytes, *headers: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json", f"Content-Length: {len(body)}", *headers,
+             "Connection: close", "", ""]
+    return "\r\n".join(lines).encode() + body
+
+
+class _Answering:
+    """A raw server: `answer(path, conn)` writes the whole answer to each request."""
+
+    def __init__(self, answer: Callable[[str, socket.socket], None]) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.answer = answer
+        self.hits = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                self.hits += 1
+                self.answer(head.split(b" ", 2)[1].decode(), conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _filled(item: bytes, per_item: int, values: int, cap: int) -> bytes:
+    """A JSON list of `item`, as many as stay within `values` (counted as the door counts) and `cap`."""
+    count = min(values // per_item - 1, (cap - 2) // (len(item) + 1))
+    return b"[" + b",".join([item] * count) + b"]"
+
+
+def amber_shapes() -> dict[str, bytes]:
+    """Answers to /prices/current at the Amber client's limits: each one's most of something."""
+    from home_energy import amber
+    from home_energy.demo import DemoUpstream
+
+    cap, values = amber.MAX_BODY_BYTES, amber.MAX_JSON_VALUES
+    interval = json.dumps(DemoUpstream().current_prices("x", next_=1, previous=0, resolution=30)[0]).encode()
+    per_interval = 1 + sum(interval.count(c) for c in (b"[", b"{", b",", b":"))
+    return {
+        "two million tiny objects (refused on the count)": b"[" + b'{"":{}},' * (cap // 8 - 1) + b"{}]",
+        "objects at the value limit": _filled(b'{"":{}}', 4, values, cap),
+        "lists at the value limit": _filled(b"[[]]", 3, values, cap),
+        "one object with the most keys": b"{" + b",".join(b'"k%d":0' % i for i in range(values // 3)) + b"}",
+        "strings filling the cap": _filled(b'"' + b"x" * 4000 + b'"', 1, values, cap),
+        "valid intervals at the value limit": _filled(interval, per_interval, values, cap),
+    }
+
+
+def meter_shapes() -> dict[str, Callable[[socket.socket], None]]:
+    """What a hostile meter sends on its data call, at the meter's limits (sources.base)."""
+    from home_energy.sources import base
+
+    cap, values = base.MAX_BODY_BYTES, base.MAX_JSON_VALUES
+    bomb = gzip.compress(b" " * (10 * 1024 * 1024), compresslevel=9) * 50
+
+    def send(body: bytes, *headers: str) -> Callable[[socket.socket], None]:
+        return lambda conn: conn.sendall(_http("200 OK", body, *headers))
+
+    def stream(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n[")
+        for _ in range(500 * 16):  # 500 MB
+            conn.sendall(b" " * 65536)
+
+    return {
+        "objects at the value limit": send(_filled(b'{"":{}}', 4, values, cap)),
+        "lists at the value limit": send(_filled(b"[[]]", 3, values, cap)),
+        "a string filling the cap": send(b'"' + b"x" * (cap - 2) + b'"'),
+        "JSON 10,000 deep": send(b"[" * 10_000 + b"]" * 10_000),
+        "gzip bomb (500 MB inflated)": send(bomb, "Content-Encoding: gzip"),
+        "500 MB streamed": stream,
+    }
+
+
+def _sync_peak_mb(work: Path, name: str, body: bytes) -> float:
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_amber import TOKEN, site
+
+    sites = json.dumps([site()]).encode()
+
+    def answer(path: str, conn: socket.socket) -> None:
+        if path.startswith("/v1/sites?") or path == "/v1/sites":
+            conn.sendall(_http("200 OK", sites))
+        elif "/prices/current" in path:
+            conn.sendall(_http("200 OK", body))
+        else:
+            conn.sendall(_http("200 OK", b"[]"))
+
+    server = _Answering(answer)
+    try:
+        cache = work / "worst-sync" / name.replace(" ", "-") / "cache.sqlite"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "home_energy.cli", "sync"],
+                                env=_env(cache, AMBER_TOKEN=TOKEN, AMBER_API_URL=server.url + "/v1"),
+                                capture_output=True, text=True, timeout=180, check=True)
+    finally:
+        server.close()
+    return int(result.stdout.strip()) * 1024 / 1e6
+
+
+def _collector_peak_mb(work: Path, name: str, behaviour: Callable[[socket.socket], None]) -> float:
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_meters import FakeFronius
+
+    good = FakeFronius()  # only its bodies: the answers other than the data call stay real
+
+    def answer(path: str, conn: socket.socket) -> None:
+        if path.startswith("/solar_api/v1/GetPowerFlowRealtimeData.fcgi"):
+            behaviour(conn)
+        else:
+            conn.sendall(_http("200 OK", json.dumps(good.meter).encode()))
+
+    good.server.server_close()
+    server = _Answering(answer)
+    cache = work / "worst-collector" / name.replace(" ", "-") / "cache.sqlite"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "home_energy.cli", "collect"],
+                            env=_env(cache, METER="fronius", METER_URL=server.url, METER_POLL_SECONDS="5"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while server.hits < 2 * WORST_POLLS:  # a poll is the data call and, now and then, the counters
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the collector did not poll the hostile meter ({name})")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        return rss_mb(proc.pid, "VmHWM")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        server.close()
+
+
+def worst_answers(work: Path, progress: Callable[[str], object] = print) -> Worst:
+    """Peak RSS of a sync and of a collector for each worst answer under the door's caps."""
+    worst = Worst()
+    for name, body in amber_shapes().items():
+        worst.sync_mb[name] = _sync_peak_mb(work, name, body)
+        progress(f"sync, {name} ({len(body) / 1e6:.1f} MB): peak RSS {worst.sync_mb[name]:.1f} MB")
+    for name, behaviour in meter_shapes().items():
+        worst.collector_mb[name] = _collector_peak_mb(work, name, behaviour)
+        progress(f"collector, {name}: peak RSS {worst.collector_mb[name]:.1f} MB")
+    return worst
+
+
 def measure_meter(work: Path, dataset: Path | None = None, progress=print) -> MeterCost:
     work.mkdir(parents=True, exist_ok=True)
     cpu, rss, polls = measure_collector(work)
@@ -164,7 +359,8 @@ def measure_meter(work: Path, dataset: Path | None = None, progress=print) -> Me
     live, today, current = measure_api(work, dataset)
     progress(f"meter API p99 ({API_CLIENTS} clients): /api/live {live:.2f} ms, /api/today {today:.2f} ms, "
              f"/api/current {current:.2f} ms")
-    return MeterCost(cpu, rss, polls, full, grid, live, today, current)
+    worst = worst_answers(work, progress)
+    return MeterCost(cpu, rss, polls, full, grid, live, today, current, worst)
 
 
 def markdown(cost: MeterCost) -> list[str]:
@@ -192,22 +388,60 @@ def markdown(cost: MeterCost) -> list[str]:
         f"`/api/current` on the same server and load: p99 {cost.current_p99_ms:.2f} ms. The collector was measured "
         f"over {cost.polls} polls of a fake Fronius (real samples over HTTP, counters read as on a device).",
         "",
+        *(worst_markdown(cost.worst) if cost.worst else []),
     ]
+
+
+def worst_markdown(worst: Worst) -> list[str]:
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    sync_shape, sync_mb = Worst.top(worst.sync_mb)
+    meter_shape, meter_mb = Worst.top(worst.collector_mb)
+    lines = [
+        "## The worst answers under the door's caps",
+        "",
+        "Each process started as its unit starts it, against a local server answering the data call with the shape",
+        "named; peak RSS measured from outside (the sync's `ru_maxrss`, the collector's `VmHWM`).",
+        "",
+        "| figure | measured | target | result |",
+        "|---|---|---|---|",
+        f"| sync peak RSS, worst answer under the 8 MB cap ({sync_shape}) | {sync_mb:.1f} MB "
+        f"| ≤ {TARGET_WORST_SYNC_RSS_MB:g} MB | {mark(sync_mb <= TARGET_WORST_SYNC_RSS_MB)} |",
+        f"| collector peak RSS, worst answer under the 256 KB cap ({meter_shape}) | {meter_mb:.1f} MB "
+        f"| ≤ {TARGET_WORST_COLLECTOR_RSS_MB:g} MB | {mark(meter_mb <= TARGET_WORST_COLLECTOR_RSS_MB)} |",
+        "",
+        "| process | answer | peak RSS MB |",
+        "|---|---|---|",
+    ]
+    lines += [f"| sync | {name} | {mb:.1f} |" for name, mb in worst.sync_mb.items()]
+    lines += [f"| collector | {name} | {mb:.1f} |" for name, mb in worst.collector_mb.items()]
+    return [*lines, ""]
+
+
+def worst_ok(worst: Worst) -> bool:
+    return (Worst.top(worst.sync_mb)[1] <= TARGET_WORST_SYNC_RSS_MB
+            and Worst.top(worst.collector_mb)[1] <= TARGET_WORST_COLLECTOR_RSS_MB)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.meter_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, help="keep files here instead of a temporary folder")
+    parser.add_argument("--worst-only", action="store_true", help="measure only the worst answers under the caps")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
-    if args.work:
-        cost = measure_meter(args.work)
-    else:
-        with tempfile.TemporaryDirectory(prefix="home-energy-meter-bench-") as work:
-            cost = measure_meter(Path(work))
+    with tempfile.TemporaryDirectory(prefix="home-energy-meter-bench-") as scratch:
+        work = args.work or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        if args.worst_only:
+            worst = worst_answers(work)
+            print("\n".join(worst_markdown(worst)))
+            return 0 if worst_ok(worst) else 1
+        cost = measure_meter(work)
     print("\n".join(markdown(cost)))
     ok = (cost.cpu_percent <= TARGET_CPU_PERCENT and cost.rss_peak_mb <= TARGET_RSS_MB
-          and cost.year_mb_full <= TARGET_YEAR_MB and cost.live_p99_ms <= TARGET_API_P99_MS)
+          and cost.year_mb_full <= TARGET_YEAR_MB and cost.live_p99_ms <= TARGET_API_P99_MS
+          and (cost.worst is None or worst_ok(cost.worst)))
     return 0 if ok else 1
 
 

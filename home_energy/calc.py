@@ -77,11 +77,19 @@ def price_status(price_age_s: int | None, stale_after_s: int) -> str:
 # what the Amber app shows, network and market fees included) or the AEMO-based `perKwh`.
 FORECAST_PRICES = ("amber", "aemo")
 
-# What health's `problem` may say; the page has one more of its own, `server_unreachable`.
-PROBLEMS = (
-    "token_refused", "site_missing", "upstream_unreachable", "rate_limited", "invalid_data",
-    "cache_unreadable", "first_sync_pending",
+# The reasons a failed sync run is recorded with (`sync_runs.problem`): each error class names
+# one (errors.py, `problem`), so no reason is ever read from an error's wording.
+RUN_PROBLEMS = (
+    "token_refused", "site_missing", "settings_invalid", "upstream_unreachable", "rate_limited",
+    "invalid_data", "clock_wrong", "cache_unreadable", "writer_busy",
 )
+# Reasons that need nobody: another writer held the cache, and the next run follows in minutes.
+QUIET_PROBLEMS = frozenset({"writer_busy"})
+# What health's `problem` may say (the page has two of its own: server_unreachable, sync_stopped).
+PROBLEMS = (*(p for p in RUN_PROBLEMS if p not in QUIET_PROBLEMS), "first_sync_pending")
+# A failed run recorded before runs carried a code: its outcome is all there is to go by.
+PROBLEM_OF_OUTCOME = {"configerror": "settings_invalid", "dataerror": "invalid_data",
+                      "tempfail": "upstream_unreachable"}
 
 
 def forecast_price(kind: str, per_kwh: float, predicted: float | None, basis: str) -> float:
@@ -92,29 +100,17 @@ def forecast_price(kind: str, per_kwh: float, predicted: float | None, basis: st
     return per_kwh
 
 
-def sync_problem(outcome: str | None, error: str | None, has_prices: bool) -> str | None:
-    """The one problem a household must hear about, from the last sync run's outcome and error.
-
-    `outcome` is the sync's own class of the failure (configerror, dataerror, tempfail); within a
-    class the error line tells token from site and rate limit from outage. None when all is well.
-    """
+def sync_problem(outcome: str | None, problem: str | None, has_prices: bool) -> str | None:
+    """The one problem a household must hear about, from the last sync run's outcome and the
+    problem code it was recorded with (never its error's wording). None when all is well."""
     if outcome is None or outcome in ("ok", "partial", "interrupted"):
         # An interrupted run (killed, a power cut) needs nobody: the next one follows within
         # minutes, and if none does, the page's own "no new prices since" notice says so.
         return None if has_prices else "first_sync_pending"
-    text = (error or "").lower()
-    if outcome == "configerror":
-        return "site_missing" if "site" in text else "token_refused"
-    if outcome == "dataerror":
-        return "invalid_data"
-    if "rate limit" in text or "rate-limited" in text:
-        return "rate_limited"
-    if "another sync is still running" in text:
-        # Two syncs met at the lock: the other one is fetching right now.
+    code = problem if problem in RUN_PROBLEMS else PROBLEM_OF_OUTCOME.get(outcome, "upstream_unreachable")
+    if code in QUIET_PROBLEMS:
         return None if has_prices else "first_sync_pending"
-    if "cache" in text:
-        return "cache_unreadable"
-    return "upstream_unreachable"
+    return code
 
 
 def cheapest_intervals(slots: Sequence[Slot], minutes: int, earliest: int, latest: int) -> list[Window]:

@@ -13,7 +13,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .config import Config, config_warnings, load_config
+from . import redact
+from .config import Config, config_warnings, dashboard_url, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
 
 log = logging.getLogger("home_energy")
@@ -31,11 +32,15 @@ def _setup_logging(debug: bool) -> None:
 
 
 def cmd_sync(config: Config, _args: argparse.Namespace) -> int:
+    from .fetch import stop_on_signals
     from .sync import run_sync
 
+    # SIGTERM (systemd stopping the unit) ends every exchange in flight at once: the run records
+    # itself as failed and exits within seconds, whatever Amber is doing.
+    stop_on_signals(lambda signum: log.info("stopping on %s", signal.Signals(signum).name))
     report = run_sync(config)
     if report.exit_code == 0:
-        note = f" ({report.error})" if report.error else ""
+        note = f" ({redact.scrub(report.error)})" if report.error else ""
         print(f"sync {report.outcome}: {report.rows_written} rows, {report.upstream_calls} upstream calls{note}")
     # A failure was already logged by the sync (loudly when it starts, quietly while it lasts).
     return report.exit_code
@@ -81,7 +86,9 @@ def _serve(config: Config, before_serving=None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     cleanup = before_serving() if before_serving else None
-    log.info("serving %s mode on http://%s:%d/", config.mode, config.host, config.port)
+    mode, prices_from = _provenance(config)
+    log.info("serving on http://%s:%d/ (mode %s, %s)", config.host, config.port, mode,
+             f"prices from {prices_from}" if prices_from else "no prices cached")
     try:
         server.run()
     except SystemExit:
@@ -93,16 +100,31 @@ def _serve(config: Config, before_serving=None) -> int:
     return 0
 
 
+def _provenance(config: Config) -> tuple[str, str | None]:
+    """What health says of the mode and the cached prices' source (the dashboard holds no token:
+    its own configuration cannot tell, the sync's record in the cache can)."""
+    import sqlite3
+
+    from . import db, queries
+
+    try:
+        conn = db.connect_reader(config.sqlite_path)
+    except (HomeEnergyError, sqlite3.Error, OSError):
+        return config.mode, None
+    try:
+        return queries.provenance(conn, config.mode)
+    except sqlite3.Error:
+        return config.mode, None
+    finally:
+        conn.close()
+
+
 def cmd_serve(config: Config, _args: argparse.Namespace) -> int:
     return _serve(config)
 
 
 def cmd_config(config: Config, _args: argparse.Namespace) -> int:
-    # Where a local client reaches the dashboard: a wildcard listen address means loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    print(f"http://{host}:{config.port}/api/health")
+    print(f"{dashboard_url(config)}api/health")
     return 0
 
 
@@ -124,7 +146,7 @@ def _with_collector(config: Config, start_scheduler):
     from .plugs.controller import start_controller
     from .publisher import start_publisher
 
-    started = start_collector(config)
+    stop_collector = start_collector(config)
     stop_scheduler = start_scheduler(config)
     stop_publisher = start_publisher(config)
     stop_plugs = start_controller(config)
@@ -132,12 +154,11 @@ def _with_collector(config: Config, start_scheduler):
     def _stop() -> None:
         if stop_publisher:
             stop_publisher()
-        stop_scheduler()
+        stop_scheduler()  # it and the collector abort every exchange in flight through the door (fetch.abort)
         if stop_plugs:
             stop_plugs()
-        if started:
-            started[0].set()
-            started[1].join(timeout=5)
+        if stop_collector:
+            stop_collector()
 
     return _stop
 
@@ -244,8 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(env_file=args.env_file)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # no configuration, so no secret known to show
         return EX_CONFIG
+    # Before anything logs: every record from here on is made without the configured secrets.
+    redact.install(config)
     for line in config_warnings(env_file=args.env_file):
         print(f"warning: {line}", file=sys.stderr)
     _setup_logging(config.debug)
@@ -253,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(config, args)
     except HomeEnergyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact.scrub(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

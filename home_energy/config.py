@@ -10,6 +10,7 @@ default, or a token file other users can read) is reported by `config_warnings`,
 """
 from __future__ import annotations
 
+import codecs
 import difflib
 import ipaddress
 import os
@@ -19,7 +20,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
 
@@ -90,12 +91,34 @@ class Config:
         return "amber" if self.amber_token else "demo"
 
 
+def dashboard_url(config: Config) -> str:
+    """The dashboard's base URL for a client on this machine, from HOST and PORT (ending in "/").
+
+    A wildcard listen address means loopback. `home-energy config --health-url`, pi/update.sh
+    and the kiosk launcher all take the address from here, so changing PORT once moves them all.
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(config.host, config.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}/"
+
+
 def parse_env_file(path: Path) -> dict[str, str]:
-    """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`."""
+    """Read KEY=VALUE lines as systemd does: comments, blank lines, optional quotes, `export`.
+
+    The file is UTF-8 (a leading byte-order mark is accepted); bytes that are not end in one
+    line naming the file and the offset of the first bad byte (exit 78)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror}") from exc
+    # Windows Notepad starts a UTF-8 file with a byte-order mark; it is not part of line 1's key.
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"env file {path} is not UTF-8 text at byte offset {skip + exc.start}: "
+                          "save it as UTF-8") from exc
     values: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -255,9 +278,7 @@ def _meter_settings(env: Mapping[str, str]) -> dict:
         return {}
     if kind not in METERS:
         raise ConfigError(f"METER must be one of {', '.join(METERS)} (or unset for no meter)")
-    url = env.get("METER_URL", "").strip().rstrip("/")
-    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
-        raise ConfigError("METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50")
+    url = _meter_url(env.get("METER_URL", ""))
     password = env.get("METER_PASSWORD", "")
     if password and kind != "shelly":
         raise ConfigError("METER_PASSWORD is only used with METER=shelly (Fronius's Solar API has no password)")
@@ -267,6 +288,32 @@ def _meter_settings(env: Mapping[str, str]) -> dict:
         "meter_password": Secret(password) if password else None,
         "meter_poll_seconds": _int(env, "METER_POLL_SECONDS", 10, 5, 60),
     }
+
+
+def _meter_url(raw: str) -> str:
+    """METER_URL checked whole, as the door will use it: scheme, host, and a port from 1 to 65535."""
+    url = raw.strip().rstrip("/")
+    wanted = "METER_URL must be the meter's address on the home network, e.g. http://192.168.1.50"
+    if not re.fullmatch(r"https?://[^\s/?#@]+", url):
+        raise ConfigError(wanted)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        netloc = url.split("//", 1)[1]
+        detail = ("its IPv6 address needs both brackets" if netloc.count("[") != netloc.count("]") else
+                  "the part in brackets is not an IPv6 address" if "[" in netloc else "its port must be 1 to 65535")
+        raise ConfigError(f"{wanted} ({detail})") from None
+    if not host or (parts.netloc.endswith(":") and port is None):
+        raise ConfigError(f"{wanted} (its host is missing)" if not host else f"{wanted} (its port is empty)")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{wanted} (its port must be 1 to 65535)")
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(f"{wanted} ({host[:40]} is not an IPv6 address)") from None
+    return url
 
 
 MQTT_PORTS = {"mqtt": 1883, "mqtts": 8883}

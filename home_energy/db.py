@@ -59,6 +59,8 @@ def cache_error(exc: sqlite3.Error | OSError, path: Path) -> HomeEnergyError:
     text = str(exc).replace("\n", " ")
     if code in _CORRUPT_CODES:
         return CacheCorruptError(f"cache {path} is damaged: {text}")
+    if code == sqlite3.SQLITE_FULL:
+        return CacheUnreadableError(f"cache {path} cannot be written: the disk is full ({text}): free some space")
     if code in _BUSY_CODES:
         return CacheBusyError(f"cache {path} is busy: {text}: try again later")
     if code in _ACCESS_CODES:

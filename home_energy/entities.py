@@ -7,6 +7,12 @@ Rules it keeps:
   numbers unchanged; AUD/kWh figures are those divided by 100 (rounded to 7 places, exact for
   Amber's prices); times are the API's ISO strings.
 - Pure: no clock, no cache, no network; the publisher feeds it answers and sends what it returns.
+- Smart plugs (PLUGS_FILE) are `switch` entities: the publisher sends their discovery and state
+  from `/api/plugs`' answer (it only reads), and Home Assistant's commands go to
+  `<prefix>/plug/<key>/set`, where the plug controller listens (`plugs.commands`): the controller,
+  already the writer of plug state, carries them out as a person's override. A switch is
+  available only while both the publisher (`<prefix>/status`) and the controller's listener
+  (`<prefix>/plugs/status`) are up, so Home Assistant never offers a switch nobody would act on.
 - Units and classes follow Home Assistant's sensor rules: prices in AUD/kWh (what the energy
   dashboard takes for a price entity), powers in W (`measurement`), energies in kWh
   (`total_increasing`, reset each NEM day), money in AUD (`monetary`, `total`), window edges as
@@ -126,6 +132,71 @@ def state_topic(topic_prefix: str, entity: Entity) -> str:
 
 def discovery_topic(device: Device, entity: Entity) -> str:
     return f"{device.discovery_prefix}/{entity.component}/{device.node_id}/{entity.key}/config"
+
+
+def plugs_status_topic(topic_prefix: str) -> str:
+    """The plug controller's availability: `online` while it listens for commands (its last will: `offline`)."""
+    return f"{topic_prefix}/plugs/status"
+
+
+def plug_topic(topic_prefix: str, plug: str, leaf: str) -> str:
+    """`<prefix>/plug/<key>/<leaf>`: `state` (ON | OFF), `attributes` (JSON), `set` (Home Assistant's commands)."""
+    return f"{topic_prefix}/plug/{plug}/{leaf}"
+
+
+PLUG_COMMAND_TOPICS = "{prefix}/plug/+/set"  # what the controller subscribes to
+PLUG_ON, PLUG_OFF = "ON", "OFF"  # the only command payloads accepted, as Home Assistant sends them
+
+
+def plug_discovery_topic(device: Device, plug: str) -> str:
+    return f"{device.discovery_prefix}/switch/{device.node_id}/plug_{plug}/config"
+
+
+def plug_discovery_filter(device: Device) -> str:
+    """Every switch config of this display (a wildcard takes a whole topic level)."""
+    return f"{device.discovery_prefix}/switch/{device.node_id}/+/config"
+
+
+def plug_from_discovery_topic(device: Device, topic: str) -> str | None:
+    """The plug key of one of this display's switch configs, or None for any other topic."""
+    head = f"{device.discovery_prefix}/switch/{device.node_id}/plug_"
+    if topic.startswith(head) and topic.endswith("/config"):
+        return topic[len(head):-len("/config")] or None
+    return None
+
+
+def switch_config(device: Device, plug: str, name: str) -> dict[str, Any]:
+    """The retained `switch` document for one plug: its state as /api/plugs shows it, commands to
+    `<prefix>/plug/<key>/set`, available while the publisher and the controller's listener are."""
+    config = discovery_config(device, Entity(f"plug_{plug}", "switch", name))
+    del config["availability_topic"], config["payload_available"], config["payload_not_available"]
+    config.update(
+        state_topic=plug_topic(device.topic_prefix, plug, "state"),
+        command_topic=plug_topic(device.topic_prefix, plug, "set"),
+        json_attributes_topic=plug_topic(device.topic_prefix, plug, "attributes"),
+        payload_on=PLUG_ON, payload_off=PLUG_OFF, state_on=PLUG_ON, state_off=PLUG_OFF,
+        device_class="outlet", optimistic=False, retain=False,
+        availability=[{"topic": status_topic(device.topic_prefix)},
+                      {"topic": plugs_status_topic(device.topic_prefix)}],
+        availability_mode="all", payload_available=AVAILABLE, payload_not_available=NOT_AVAILABLE,
+    )
+    return config
+
+
+def plug_states(answer: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """{plug key: (name, state payload, attributes JSON)} from /api/plugs' answer. A plug that is not
+    answering has an unknown state (its last one is history); the attributes say why, as the page does."""
+    import json
+
+    out: dict[str, tuple[str, str, str]] = {}
+    for plug in answer.get("plugs", []):
+        known = plug["state"] in ("on", "off") and plug["mode"] != "failing"
+        state = (PLUG_ON if plug["state"] == "on" else PLUG_OFF) if known else NONE_PAYLOAD
+        attributes = {key: plug.get(key) for key in ("mode", "why", "rule", "next_change", "block",
+                                                     "override_until", "last_error")}
+        attributes["controller"] = answer.get("controller")
+        out[plug["key"]] = (plug["name"], state, json.dumps(attributes, separators=(",", ":"), sort_keys=True))
+    return out
 
 
 def entities_for(has_meter: bool) -> tuple[Entity, ...]:

@@ -1,7 +1,11 @@
-"""The project's error types and the process exit codes they map to.
+"""The project's error types, the process exit codes and the problem codes they map to.
 
 Every failure a person sees is one of these, raised `from` the original at the boundary where it
 happened, and its message is one line that never contains the Amber token.
+
+Each class names, by its `problem` attribute, the machine-readable reason a sync run that ends in
+it is recorded with (`sync_runs.problem`), which health serves as `problem` and the page puts in
+a household's words. The code is a property of the class, never read from the message.
 """
 from __future__ import annotations
 
@@ -18,11 +22,19 @@ class HomeEnergyError(Exception):
 
     exit_code = 1
     outcome = "tempfail"  # how a sync run that ends in this error is recorded (sync_runs.outcome)
+    problem = "upstream_unreachable"  # the reason recorded with it (sync_runs.problem; calc.RUN_PROBLEMS)
 
 
 class ConfigError(HomeEnergyError):
     exit_code = EX_CONFIG
     outcome = "configerror"
+    problem = "settings_invalid"
+
+
+class SiteMissingError(ConfigError):
+    """AMBER_SITE_ID is not one of the account's sites, or is needed and unset."""
+
+    problem = "site_missing"
 
 
 class UpstreamError(HomeEnergyError):
@@ -32,16 +44,35 @@ class UpstreamError(HomeEnergyError):
 
 
 class RateLimitedError(UpstreamError):
+    """Amber answered 429, or a remembered block has not ended: no call before `retry_at_epoch`."""
+
+    problem = "rate_limited"
+
     def __init__(self, message: str, retry_at_epoch: float) -> None:
         super().__init__(message)
         self.retry_at_epoch = retry_at_epoch
 
 
+class ClockDisagreesError(UpstreamError):
+    """Amber's current interval lies days from this machine's now: one of the two clocks is wrong
+    (a Pi without a clock battery before NTP answers, or a stale answer). Nothing is written; the
+    next run, with the clock set, goes on as usual."""
+
+    problem = "clock_wrong"
+
+
 class UpstreamAuthError(HomeEnergyError):
-    """401/403/404 from Amber: the token or site id is wrong."""
+    """401/403 from Amber: the token is wrong or revoked."""
 
     exit_code = EX_CONFIG
     outcome = "configerror"
+    problem = "token_refused"
+
+
+class UpstreamSiteMissingError(UpstreamAuthError):
+    """404 from Amber for the site: AMBER_SITE_ID names no site of this account."""
+
+    problem = "site_missing"
 
 
 class UpstreamDataError(HomeEnergyError):
@@ -49,18 +80,21 @@ class UpstreamDataError(HomeEnergyError):
 
     exit_code = EX_DATAERR
     outcome = "dataerror"
+    problem = "invalid_data"
 
 
 class CacheBusyError(HomeEnergyError):
     """Another writer holds the cache, or SQLite answered busy/locked: try again later."""
 
     exit_code = EX_TEMPFAIL
+    problem = "writer_busy"  # the other writer is at work: nothing for a household to do
 
 
 class CacheUnreadableError(HomeEnergyError):
     """The SQLite file is missing, has no schema yet, or cannot be read right now (I/O)."""
 
     exit_code = EX_TEMPFAIL
+    problem = "cache_unreadable"
 
 
 class CacheCorruptError(CacheUnreadableError):
@@ -77,6 +111,13 @@ class CacheTooNewError(CacheUnreadableError):
 class CacheSchemaError(CacheUnreadableError):
     """The file says it is at this program's schema but lacks tables: something else changed it.
     SQLite sees nothing wrong, so it is not moved aside; a person decides."""
+
+    exit_code = EX_CONFIG
+
+
+class CacheFolderMissingError(CacheUnreadableError):
+    """SQLITE_PATH names a folder inside one that does not exist: the program creates only the
+    last folder of the path, so a typo cannot grow a tree somewhere unexpected."""
 
     exit_code = EX_CONFIG
 

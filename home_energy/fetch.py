@@ -17,9 +17,10 @@ Rules it keeps, for every exchange:
 - JSON is parsed under a bounded cost: before parsing, nesting depth and the number of values
   (keys included) are counted on the bytes, so memory is proportional to an answer's size and
   no answer under the cap can exhaust a process. NaN, Infinity, numbers that overflow a float,
-  integers longer than MAX_NUMBER_CHARS and duplicate object keys are refused (a parser picks the
-  first or the last of two keys; either is a guess, so neither is used). Any parse failure
-  (ValueError, RecursionError, OverflowError, UnicodeError) becomes the caller's data error.
+  integers longer than MAX_NUMBER_CHARS, lone UTF-16 surrogates and duplicate object keys are
+  refused (a parser keeps the first or the last of two keys; either is a guess, so neither is
+  used). Any parse failure (ValueError, RecursionError, OverflowError, UnicodeError) becomes the
+  caller's data error.
 - Failures are one line, of the caller's own error kinds (`Faults`), and never contain URL
   user-info; bodies are never echoed whole.
 
@@ -33,10 +34,10 @@ Public API:
         .close()
     Answer(status, headers, body, ...)  .ok, .json(), .reason(max_chars)
     parse_json(body, *, what, limits, error, label="the answer") -> Any
-    abort(), aborted() -> bool, stop_on_signals(then=None)
+    abort(), aborted() -> bool, stop_on_signals(then=None), now() -> float
     redact_url(url) -> str
 
-`deadline` is an absolute `clock.monotonic()` time that caps the exchange's own deadline (a
+`deadline` is an absolute `fetch.now()` time that caps the exchange's own deadline (a
 sync's budget for all its calls). One Client keeps one connection alive to one origin and runs
 one exchange at a time; a kept-alive connection the peer closed while idle is reopened once.
 Only this module opens network connections to peers (tests/test_door.py walks the imports).
@@ -54,6 +55,7 @@ import signal
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,7 +63,6 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .clock import monotonic
 from .digest import DigestAuth
 from .errors import HomeEnergyError
 
@@ -71,6 +72,8 @@ MAX_REASON_CHARS = 80
 RESOLVE_POLL_S = 0.2  # how often a name lookup in progress looks at the deadline and abort()
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # JSON strings, escapes included (unrolled loop)
 _KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # every byte but the brackets
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # present only when a text may hold a surrogate
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -129,6 +132,13 @@ class Answer:
 
 # -- abort and deadlines ---------------------------------------------------------------------
 
+def now() -> float:
+    """Seconds on the real monotonic clock, the one every deadline here is on. Deadlines guard
+    against real stalls, so a test's frozen clock (freezegun patches time.monotonic) must not
+    hold them: clock_gettime is read directly."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
 _ABORTED = threading.Event()
 
 
@@ -136,10 +146,12 @@ class _Exchange:
     """The sockets of one exchange, shut down when its deadline passes or on abort()."""
 
     def __init__(self, deadline: float) -> None:
-        self.started = monotonic()
+        self.started = now()
         self.deadline = deadline
         self.sockets: list[socket.socket] = []
         self.fired: str | None = None  # "deadline" | "abort"
+        self.connected = False  # a connection to the peer is open (new or kept alive)
+        self.answered = False  # the status line and headers have arrived
 
     def watch(self, sock: socket.socket) -> None:
         self.sockets.append(sock)
@@ -181,8 +193,8 @@ class _Reaper:
     def _run(self) -> None:
         while True:
             with self.cond:
-                while not self.heap or self.heap[0][0] > monotonic():
-                    self.cond.wait(None if not self.heap else self.heap[0][0] - monotonic())
+                while not self.heap or self.heap[0][0] > now():
+                    self.cond.wait(None if not self.heap else self.heap[0][0] - now())
                 _, _, exchange = heapq.heappop(self.heap)
             if exchange in _LIVE:
                 exchange.fire("deadline")
@@ -254,6 +266,7 @@ class Client:
         self.digest = digest
         self.conn: http.client.HTTPConnection | None = None
         self.exchanges = 0
+        self.last_failure: str | None = None  # of the last request: connect | exchange | stopped
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         """GET `path` and return its JSON; a non-2xx status is the caller's unavailable error."""
@@ -272,7 +285,7 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body, allow_nan=False, separators=(",", ":")).encode()
             sent["Content-Type"] = "application/json"
-        end = monotonic() + limits.deadline_s
+        end = now() + limits.deadline_s
         if deadline is not None:
             end = min(end, deadline)
         answer = self._exchange(method, uri, body, sent, limits, end, what)
@@ -287,38 +300,28 @@ class Client:
             authorization = self.digest.header(method, uri)
             if authorization:
                 headers = {**headers, "Authorization": authorization}
+        self.last_failure = None
         for attempt in (1, 2):
             reused = self.conn is not None and self.conn.sock is not None
             exchange = _Exchange(end)
+            exchange.connected = reused
             _LIVE.add(exchange)
             _REAPER.add(exchange)
             try:
-                if _ABORTED.is_set():
-                    raise _Stop
-                if end <= monotonic():
+                if _ABORTED.is_set() or end <= now():
                     raise _Stop
                 return self._send(method, uri, body, headers, limits, exchange, what)
             except _Stop:
                 self.close()
-                raise self._stopped(exchange, what) from None
+                raise self._failed(exchange, what, limits, None) from None
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
-                if exchange.fired or _ABORTED.is_set():
-                    raise self._stopped(exchange, what) from exc
-                if reused and attempt == 1:
+                if reused and attempt == 1 and not exchange.answered and not (exchange.fired or _ABORTED.is_set()):
                     continue  # the peer closed an idle kept-alive connection: open a new one once
-                raise self.faults.unavailable(f"{self.label} at {self.shown} closed the connection") from exc
-            except TimeoutError as exc:
-                self.close()
-                if exchange.fired or _ABORTED.is_set():
-                    raise self._stopped(exchange, what) from exc
-                raise self.faults.unavailable(f"{self.label} did not answer {what} within "
-                                              f"{limits.read_s:g} s") from exc
+                raise self._failed(exchange, what, limits, exc) from exc
             except (OSError, http.client.HTTPException, zlib.error, ValueError) as exc:
                 self.close()
-                if exchange.fired or _ABORTED.is_set():
-                    raise self._stopped(exchange, what) from exc
-                raise self.faults.unavailable(self._network_reason(exc, what)) from exc
+                raise self._failed(exchange, what, limits, exc) from exc
             except HomeEnergyError:
                 self.close()
                 raise
@@ -326,11 +329,31 @@ class Client:
                 _LIVE.discard(exchange)
         raise AssertionError("unreachable")
 
+    def _failed(self, exchange: _Exchange, what: str, limits: Limits, exc: BaseException | None) -> HomeEnergyError:
+        """The one-line error for a failed exchange; `last_failure` says at which stage it failed."""
+        if exchange.fired or _ABORTED.is_set() or exc is None:
+            self.last_failure = "stopped"
+            return self._stopped(exchange, what)
+        self.last_failure = "exchange" if exchange.connected else "connect"
+        if isinstance(exc, TimeoutError):
+            if not exchange.connected:
+                return self.faults.unavailable(f"{self.label} at {self.shown} did not accept a connection within "
+                                               f"{limits.connect_s:g} s")
+            if exchange.answered:
+                return self.faults.unavailable(f"{self.label} went silent for {limits.read_s:g} s in its {what} answer")
+            return self.faults.unavailable(f"{self.label} did not answer {what} within {limits.read_s:g} s")
+        if isinstance(exc, http.client.RemoteDisconnected | BrokenPipeError | ConnectionResetError) \
+                and exchange.connected:
+            return self.faults.unavailable(f"{self.label} at {self.shown} closed the connection")
+        return self.faults.unavailable(self._network_reason(exc, what))
+
     def _stopped(self, exchange: _Exchange, what: str) -> HomeEnergyError:
         if _ABORTED.is_set() or exchange.fired == "abort":
             return self.faults.unavailable(f"{self.label}: the {what} exchange was stopped (the program is stopping)")
-        allowed = max(0.0, exchange.deadline - exchange.started)
-        return self.faults.unavailable(f"{self.label} did not finish answering {what} within {allowed:.0f} s")
+        allowed = round(max(0.0, exchange.deadline - exchange.started), 1)
+        if exchange.answered:
+            return self.faults.unavailable(f"{self.label} did not finish answering {what} within {allowed:g} s")
+        return self.faults.unavailable(f"{self.label} did not answer {what} within {allowed:g} s")
 
     def _network_reason(self, exc: BaseException, what: str) -> str:
         text = str(exc)
@@ -371,6 +394,13 @@ class Client:
             exchange.watch(conn.sock)  # the TLS socket, once wrapped
             conn.sock.settimeout(limits.read_s)
         response = conn.getresponse()
+        exchange.answered = True
+        try:
+            return self._read(response, limits, exchange, what)
+        finally:
+            response.close()  # a kept-alive connection stays open; otherwise the socket is released
+
+    def _read(self, response: http.client.HTTPResponse, limits: Limits, exchange: _Exchange, what: str) -> Answer:
         status = response.status
         answer_headers = {k.lower(): v for k, v in response.getheaders()}
         if exchange.fired or _ABORTED.is_set():
@@ -385,9 +415,7 @@ class Client:
                                    refuse=lambda text: self.faults.data(f"{self.label}'s {what} answer {text}"))
         if exchange.fired or _ABORTED.is_set():
             raise _Stop  # cut off mid-answer: what arrived is not the answer
-        if whole and not response.will_close:
-            response.close()  # read to its end: the connection stays open for the next exchange
-        else:
+        if not whole or response.will_close:
             self.close()  # an error body left unread, or the peer closes: not reusable
         return Answer(status, answer_headers, data, what, self.label, limits, self.faults)
 
@@ -395,6 +423,10 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def __del__(self) -> None:
+        # A kept-alive connection of a client nobody closed is released with it (as urllib3's pools are).
+        self.close()
 
 
 def _open_socket(address: tuple[str, int], exchange: _Exchange, limits: Limits) -> socket.socket:
@@ -406,13 +438,14 @@ def _open_socket(address: tuple[str, int], exchange: _Exchange, limits: Limits) 
         sock = socket.socket(family, kind, proto)
         exchange.watch(sock)
         try:
-            remaining = exchange.deadline - monotonic()
+            remaining = exchange.deadline - now()
             if remaining <= 0 or exchange.fired:
                 sock.close()
                 raise _Stop
             sock.settimeout(min(limits.connect_s, remaining))
             sock.connect(target)
             sock.settimeout(limits.read_s)
+            exchange.connected = True
             return sock
         except OSError as exc:
             sock.close()
@@ -443,7 +476,7 @@ def _resolve(host: str, port: int, exchange: _Exchange) -> list[Any]:
 
     threading.Thread(target=look_up, name="fetch-resolve", daemon=True).start()
     while not done.wait(RESOLVE_POLL_S):
-        if exchange.fired or _ABORTED.is_set() or monotonic() >= exchange.deadline:
+        if exchange.fired or _ABORTED.is_set() or now() >= exchange.deadline:
             raise _Stop
     if failure:
         raise failure[0]
@@ -473,7 +506,7 @@ def _read_capped(response: http.client.HTTPResponse, headers: Mapping[str, str],
                 break
             out += inflater.decompress(data, cap + 1 - len(out))
             data = inflater.unconsumed_tail
-            if inflater.eof:  # another gzip member may follow: inflate it too, within the same cap
+            if inflater.eof and wbits is not None:  # another gzip member may follow: inflate it, same cap
                 data = inflater.unused_data + data
                 inflater = zlib.decompressobj(wbits)
     if len(out) > cap:
@@ -485,21 +518,25 @@ def _read_capped(response: http.client.HTTPResponse, headers: Mapping[str, str],
 
 # -- bounded JSON ----------------------------------------------------------------------------
 
+class _Refused(ValueError):
+    """Well-formed JSON holding what the door refuses: NaN, Infinity, a huge number, a repeated key."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise _Refused(f"{name} is not a number JSON allows")
 
 
 def _bounded_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
-        raise ValueError(f"a {len(text)}-digit integer")
+        raise _Refused(f"a {len(text)}-digit integer")
     return int(text)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if len(text) > MAX_NUMBER_CHARS or not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]}… does not fit a float" if len(text) > 20 else
-                         f"the number {text} does not fit a float")
+        raise _Refused(f"the number {text[:20]}… does not fit a float" if len(text) > 20 else
+                       f"the number {text} does not fit a float")
     return value
 
 
@@ -509,7 +546,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _value in pairs:
             if key in seen:
-                raise ValueError(f"the key {key[:30]!r} appears twice in one object")
+                raise _Refused(f"the key {key[:30]!r} appears twice in one object")
             seen.add(key)
     return out
 
@@ -522,13 +559,27 @@ def _depth(skeleton: bytes | bytearray) -> int:
     return deepest
 
 
+def _refuse_lone_surrogates(parsed: Any) -> None:
+    """A `\\ud800` escape alone decodes to text no UTF-8 file or database can hold: refused."""
+    stack = [parsed]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise _Refused("a string holds half of a UTF-16 surrogate pair")
+
+
 def parse_json(body: bytes, *, what: str, limits: Limits, error: type[Exception], label: str = "the peer") -> Any:
     """Strict JSON under `limits`; any failure is `error`.
 
     Values and depth are counted on the bytes first, strings taken out: every value and key but
     the first is preceded by one of `[{,:`, so their count bounds what parsing would allocate.
     """
-    refused = error(f"{label}'s {what} answer holds more than {limits.max_values} JSON values: refused")
+    refused = error(f"{label} answered more than {limits.max_values} JSON values at {what}: refused")
     skeleton = bytearray()  # the text without its strings, built a piece at a time (re.sub's list of
     view = memoryview(body)  # pieces would cost ~200 bytes per string)
     start = strings = 0
@@ -543,12 +594,16 @@ def parse_json(body: bytes, *, what: str, limits: Limits, error: type[Exception]
     if values > limits.max_values:
         raise refused
     if _depth(skeleton) > limits.max_depth:
-        raise error(f"{label}'s {what} answer nests deeper than {limits.max_depth} levels: refused")
+        raise error(f"{label} answered JSON nested deeper than {limits.max_depth} levels at {what}: refused")
     del skeleton
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float,
-                          object_pairs_hook=_no_duplicates)
+        parsed = json.loads(body, parse_constant=_reject_constant, parse_int=_bounded_int, parse_float=_finite_float,
+                            object_pairs_hook=_no_duplicates)
+        if _SURROGATE_ESCAPE.search(body):
+            _refuse_lone_surrogates(parsed)
+        return parsed
     except (ValueError, RecursionError, OverflowError, UnicodeError, TypeError) as exc:
-        kind = "HTML" if body.lstrip()[:1] == b"<" else "not valid JSON"
+        kind = "JSON it cannot use" if isinstance(exc, _Refused) else \
+            "HTML" if body.lstrip()[:1] == b"<" else "text that is not JSON"
         detail = " ".join(str(exc).split())[:MAX_REASON_CHARS]
-        raise error(f"{label}'s {what} answer is {kind} ({len(body)} bytes): {detail}") from exc
+        raise error(f"{label} answered {kind} at {what} ({len(body)} bytes): {detail}") from exc

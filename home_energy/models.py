@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .clock import floor_to_boundary, parse_iso
-from .errors import ConfigError, UpstreamDataError
+from .errors import SiteMissingError, UpstreamDataError
 
 KIND_BY_TYPE = {"ActualInterval": "actual", "CurrentInterval": "current", "ForecastInterval": "forecast"}
 # The keys Amber's TariffInformation schema names; anything else it may carry is dropped here,
@@ -168,12 +168,12 @@ def choose_site(sites: list[Site], wanted: str | None) -> Site:
         chosen = [s for s in sites if s.id == wanted]
         if not chosen:
             known = ", ".join(f"{s.id} ({s.status})" for s in sites) or "none"
-            raise ConfigError(f"AMBER_SITE_ID {wanted} is not one of this account's sites: {known}")
+            raise SiteMissingError(f"AMBER_SITE_ID {wanted} is not one of this account's sites: {known}")
         return chosen[0]
     active = [s for s in sites if s.status == "active"]
     if len(active) != 1:
         listed = ", ".join(f"{s.id} (NMI {s.nmi})" for s in active) or "none"
-        raise ConfigError(f"set AMBER_SITE_ID: this account has {len(active)} active sites: {listed}")
+        raise SiteMissingError(f"set AMBER_SITE_ID: this account has {len(active)} active sites: {listed}")
     return active[0]
 
 

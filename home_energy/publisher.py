@@ -14,6 +14,10 @@ Rules it keeps:
 - Discovery configs and states are sent again after every (re)connect and when Home Assistant's
   birth message (`<discovery prefix>/status` = `online`) arrives; states whenever one changes and
   all of them at least every 5 minutes, which keeps `expire_after` from firing.
+- Smart plugs (PLUGS_FILE set) are `switch` entities whose discovery, state and attributes come
+  from /api/plugs' answer; a plug gone from the cache has its retained config (seen on the broker,
+  also one left by an earlier run) removed. Commands are not taken here: this process never
+  writes the cache; the plug controller listens for them (`plugs.commands`).
 - TLS (`mqtts://`) verifies the broker's certificate and host name against the system's CAs; a
   bad certificate is a failure with one line, never a fallback to plain text.
 - Reconnects back off from 1 s, doubling to 30 s, with jitter. The log gets one line when
@@ -39,6 +43,7 @@ from .clock import monotonic, now_utc
 from .config import Config
 from .db import connect_reader
 from .errors import HomeEnergyError
+from .plugs import status as plug_status
 from .publish_status import STATUS_EVERY_S, PublishState, status_path, write_status
 from .version import running_version
 
@@ -129,6 +134,10 @@ class Publisher:
         self.reader: sqlite3.Connection | None = None
         self.reader_identity: tuple | None = None
         self.cache_failing = False
+        self.plugs_configured = config.plugs_file is not None
+        self.plugs_now: dict[str, tuple[str, str, str]] = {}  # key: (name, state, attributes), as last read
+        self.plugs_discovered: dict[str, str] = {}  # key: name, whose switch config this session sent
+        self.plugs_held: set[str] = set()  # keys of this display's switch configs the broker holds
         self.state = PublishState("connecting", config.mqtt_url, self._now(), self._now())
         self.next_status = 0.0
 
@@ -157,6 +166,7 @@ class Publisher:
         """One connection, from connect to its end: None when it was established, else the failure."""
         client = self.client = self._new_client()
         self.connected, self.refused, self.sent, self.leaving = False, None, {}, False
+        self.plugs_discovered, self.plugs_held = {}, set()
         try:
             client.connect(self.host, self.port, keepalive=KEEPALIVE_S)
         except (OSError, ssl.CertificateError, ValueError) as exc:
@@ -215,14 +225,22 @@ class Publisher:
         self.resend = True
         # Home Assistant's birth message, and our own status: another session's late last will
         # (a power cut's half-open socket) must not leave us `offline` while we are up.
-        client.subscribe([(self.birth_topic, QOS), (self.status_topic, QOS)])
+        # And this display's switch configs: one for a plug no longer in the cache is removed.
+        client.subscribe([(self.birth_topic, QOS), (self.status_topic, QOS),
+                          (entities.plug_discovery_filter(self.device), QOS)])
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, _reason: Any, _properties: Any) -> None:
         self.connected = False
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         payload = message.payload.decode("utf-8", "replace").strip()
-        if message.topic == self.birth_topic and payload == "online":
+        plug = entities.plug_from_discovery_topic(self.device, message.topic)
+        if plug is not None:
+            if payload:
+                self.plugs_held.add(plug)
+            else:
+                self.plugs_held.discard(plug)
+        elif message.topic == self.birth_topic and payload == "online":
             self.resend = True
         elif (message.topic == self.status_topic and payload != entities.AVAILABLE and self.connected
               and not self.leaving):
@@ -250,9 +268,12 @@ class Publisher:
                 if full or self.sent.get(topic) != payload:
                     if self._publish(topic, payload):
                         self.sent[topic] = payload
+            self._send_plugs(full)
             if full:
                 self.next_full = monotonic() + STATE_EVERY_S
             self.state = replace(self.state, published_at=self._now())
+        if self.answer_key is not None:  # the plugs have been read: a retained config seen since may go
+            self._remove_gone_plugs()
         if monotonic() >= self.next_status:
             self._write_status()
 
@@ -263,6 +284,32 @@ class Publisher:
                 self._publish(topic, _json(entities.discovery_config(self.device, entity)))
             else:
                 self._publish(topic, "")  # an empty retained config removes an entity HA has (meter unset)
+
+    def _send_plugs(self, full: bool) -> None:
+        """Each plug's switch config (when new, renamed or on a full send), state and attributes
+        (when changed)."""
+        prefix = self.config.mqtt_topic_prefix
+        for key, (name, state, attributes) in self.plugs_now.items():
+            if full or self.plugs_discovered.get(key) != name:
+                config = entities.switch_config(self.device, key, name)
+                if self._publish(entities.plug_discovery_topic(self.device, key), _json(config)):
+                    self.plugs_discovered[key] = name
+            for leaf, payload in (("state", state), ("attributes", attributes)):
+                topic = entities.plug_topic(prefix, key, leaf)
+                if (full or self.sent.get(topic) != payload) and self._publish(topic, payload):
+                    self.sent[topic] = payload
+
+    def _remove_gone_plugs(self) -> None:
+        """The switch configs of plugs gone from the cache (sent this session, or held by the
+        broker from an earlier run) are removed, with their state and attributes."""
+        prefix = self.config.mqtt_topic_prefix
+        for key in (set(self.plugs_discovered) | self.plugs_held) - set(self.plugs_now):
+            for topic in (entities.plug_discovery_topic(self.device, key), entities.plug_topic(prefix, key, "state"),
+                          entities.plug_topic(prefix, key, "attributes")):
+                self._publish(topic, "")
+                self.sent.pop(topic, None)
+            self.plugs_discovered.pop(key, None)
+            self.plugs_held.discard(key)
 
     def _publish(self, topic: str, payload: str) -> bool:
         """Hand one retained message to paho; False when its bounded queue is full (dropped)."""
@@ -277,6 +324,7 @@ class Publisher:
             if not force and key == self.answer_key:
                 return None
             answers = read_answers(conn, self.config, self.version)
+            plugs = entities.plug_states(plug_status.plugs(conn, now_utc(), True)) if self.plugs_configured else {}
         except (HomeEnergyError, sqlite3.Error) as exc:
             self._close_reader()
             if not self.cache_failing:
@@ -287,6 +335,7 @@ class Publisher:
             log.info("MQTT: the cache can be read again")
             self.cache_failing = False
         self.answer_key = key
+        self.plugs_now = plugs
         return entities.states(answers, self.config.meter is not None)
 
     def _reader(self) -> sqlite3.Connection:

@@ -1,13 +1,17 @@
 """Every read the web makes of the cache, as plain SQL returning JSON-ready structures.
 
 Times leave here as ISO 8601 UTC with Z; prices stay in c/kWh with Amber's sign; money read
-from usage is converted from cents to dollars exactly once, here, and named `_dollars`.
+from usage is converted from cents to dollars exactly once, here, and named `_dollars`. One rule
+for every dollar figure from usage: a day's cost is summed, then rounded to the cent once
+(`day_cents`); a total over several days is the sum of those days as `/api/usage` serves them, so
+"This month" always equals the days added up.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -98,11 +102,30 @@ def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
     }
 
 
+def day_cents(cents: float) -> int:
+    """A day's cost, summed first, rounded to the cent once (half away from zero)."""
+    return int(Decimal(repr(cents)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def provenance(conn: sqlite3.Connection, fallback_mode: str) -> tuple[str, str | None]:
+    """(the mode the sync is configured for, where the cached prices came from or None).
+
+    The mode is the newest run's, recorded when it started (failing or not): the dashboard holds
+    no token, so its own configuration cannot say. The prices' source is the mode of the run that
+    wrote them; a cache holding none (a token set, Amber's first prices not in yet) says None.
+    """
+    row = conn.execute("SELECT mode FROM sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+    data_mode = get_meta(conn, "mode")
+    has_prices = int_meta(conn, f"prices_fetched_at:{site_id(conn)}") is not None
+    return (row[0] if row is not None else data_mode or fallback_mode), (data_mode if has_prices else None)
+
+
 def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: str, version: str) -> dict[str, Any]:
     t = now.timestamp()
     sid = site_id(conn)
     # Kept in meta by the sync: MAX() over a year of intervals would scan every row per request.
     newest_price = int_meta(conn, f"prices_fetched_at:{sid}")
+    configured_mode, prices_source = provenance(conn, mode)
     newest_usage = int_meta(conn, f"usage_newest_end:{sid}")
     last_ok = last_success_at(conn)
     last = _last_run(conn, t)
@@ -110,10 +133,11 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
-        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["error"])),
+        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["problem"])),
                                 newest_price is not None),
         "source": "live" if live else "cache",
-        "mode": get_meta(conn, "mode") or mode,  # what the sync recorded: the web holds no token
+        "mode": configured_mode,
+        "prices_source": prices_source,
         "cache_age_seconds": age_seconds(t, last_ok),
         "price_age_seconds": price_age,
         "usage_age_seconds": age_seconds(t, newest_usage),
@@ -128,12 +152,13 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
 def _last_run(conn: sqlite3.Connection, t: float) -> dict[str, Any] | None:
     """The newest finished run; a run still `running` past any sync's deadline is shown as
     `interrupted` (it was killed or hangs), one in progress does not hide the last result."""
-    columns = "SELECT started_at, finished_at, outcome, error FROM sync_runs"
+    columns = ("SELECT started_at, finished_at, outcome, error, problem FROM sync_runs "
+               "LEFT JOIN sync_run_problems ON run_id = id")
     row = conn.execute(f"{columns} ORDER BY id DESC LIMIT 1").fetchone()
     if row is not None and row["outcome"] == "running":
         if t - row["started_at"] > RUN_DEADLINE_S:
             return {"finished_at": row["started_at"], "outcome": "interrupted",
-                    "error": "the sync started but did not finish"}
+                    "error": "the sync started but did not finish", "problem": None}
         row = conn.execute(f"{columns} WHERE outcome != 'running' ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else dict(row)
 
@@ -192,9 +217,10 @@ def usage(conn: sqlite3.Connection, start: date, end: date, intervals: bool = Fa
     for row in days:
         day = totals.setdefault(row["day"], {"date": row["day"], "kwh": {}, "cost_cents": 0.0})
         day["kwh"][row["channel"]] = round(row["kwh"], 4)
-        day["cost_cents"] = round(day["cost_cents"] + row["cost_cents"], 4)
+        day["cost_cents"] += row["cost_cents"]
     for day in totals.values():
-        day["cost_dollars"] = round(day["cost_cents"] / 100, 2)
+        day["cost_dollars"] = day_cents(day["cost_cents"]) / 100
+        day["cost_cents"] = round(day["cost_cents"], 4)
     answer: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "days": list(totals.values())}
     if intervals:
         rows = conn.execute(
@@ -214,13 +240,14 @@ def usage(conn: sqlite3.Connection, start: date, end: date, intervals: bool = Fa
 
 
 def _cost_dollars(conn: sqlite3.Connection, sid: str | None, first: str, last: str) -> tuple[float | None, int]:
-    row = conn.execute(
-        "SELECT SUM(cost_cents), COUNT(DISTINCT day) FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ?",
+    """The days' costs as /api/usage serves them, added up (whole cents, so no float drift)."""
+    days = conn.execute(
+        "SELECT SUM(cost_cents) FROM daily_usage WHERE site_id = ? AND day BETWEEN ? AND ? GROUP BY day",
         (sid, first, last),
-    ).fetchone()
-    if not row[1]:
+    ).fetchall()
+    if not days:
         return None, 0
-    return round(row[0] / 100, 2), row[1]
+    return sum(day_cents(row[0]) for row in days) / 100, len(days)
 
 
 def _month_total(conn: sqlite3.Connection, sid: str | None, first: date, last: date) -> dict[str, Any] | None:
@@ -381,7 +408,8 @@ def live(conn: sqlite3.Connection, now: datetime, source: str | None, poll_secon
     """The latest reading in the project's signs; every field null without a meter, 200 always."""
     t = int(now.timestamp())
     body: dict[str, Any] = {"at": None, "age_seconds": None, **{f: None for f in _LIVE_FIELDS},
-                            "cost_cents_per_hour": None, "source": source}
+                            "cost_cents_per_hour": None, "source": source, "status": "none",
+                            "not_answering_since": None}  # every documented field, in every state
     if source is None:
         return body
     row = None
@@ -411,7 +439,7 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
     end = min(t - t % 60 + 60, start + 86400)
     body: dict[str, Any] = {"date": day.isoformat(), "from": _iso(start), "to": None, "import_kwh": None,
                             "export_kwh": None, "cost_dollars": None, "estimated": True, "basis": None,
-                            "unpriced_kwh": None, "source": source}
+                            "unpriced_kwh": None, "meter_estimate": None, "source": source}
     if source is None or not _meter_tables(conn):
         return body
     sid = site_id(conn)
@@ -436,7 +464,7 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
             # Counted from the day's start, or from the first minute the collector saw if later.
             "from": _iso(first if first - start > 300 else start),
             "to": _iso(last + 60), "import_kwh": round(imported / 1000, 3), "export_kwh": round(exported / 1000, 3),
-            "cost_dollars": round(cents / 100, 2), "basis": "meter", "unpriced_kwh": round(unpriced / 1000, 3),
+            "cost_dollars": day_cents(cents) / 100, "basis": "meter", "unpriced_kwh": round(unpriced / 1000, 3),
         })
     amber = _amber_day(conn, sid, day)
     if amber is not None:
@@ -513,7 +541,7 @@ def _amber_day(conn: sqlite3.Connection, sid: str | None, day: date) -> dict[str
     imported = sum(r["kwh"] for r in rows if r["channel"] != "feedIn")
     exported = -sum(r["kwh"] for r in rows if r["channel"] == "feedIn")
     return {"import_kwh": round(imported, 3), "export_kwh": round(exported, 3),
-            "cost_dollars": round(sum(r["cost_cents"] for r in rows) / 100, 2)}
+            "cost_dollars": day_cents(sum(r["cost_cents"] for r in rows)) / 100}
 
 
 def meter_warnings(conn: sqlite3.Connection, now: datetime) -> list[str]:

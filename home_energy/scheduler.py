@@ -40,9 +40,9 @@ def start_scheduler(config: Config) -> Callable[[], None]:
     def stop() -> None:
         # End a sync in flight at once (its calls fail fast and it records itself), so SIGTERM
         # ends the process within seconds even mid-sync.
-        from .amber import abort_all
+        from .fetch import abort
 
         scheduler.shutdown(wait=False)
-        abort_all()
+        abort()
 
     return stop

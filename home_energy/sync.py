@@ -23,8 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from . import db, store
-from .amber import AmberClient, RateLimit, Upstream, price_window
-from .clock import NEM_TZ, monotonic, now_utc
+from .amber import MAX_RATE_LIMIT_RESET_S, AmberClient, RateLimit, Upstream, price_window
+from .clock import NEM_TZ, floor_to_boundary, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
 from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError, UpstreamDataError, UpstreamError
@@ -38,6 +38,7 @@ from .models import (
     site_from_payload,
     usage_from_payload,
 )
+from .redact import Redactor
 from .schema import validate_payload
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ USAGE_CHUNK_DAYS = 7  # /usage rejects longer ranges with 422
 BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at most 5 calls a run
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
 RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
-MAX_BLOCK_S = 2 * 300  # a remembered 429 block longer than this came from a clock that was wrong
+LONGEST_INTERVAL_MIN = 30  # Amber's intervals last 5, 15 or 30 minutes; a 5-minute site's far forecasts are 30
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
 
@@ -73,6 +74,8 @@ class _Fetched:
     usage: list[UsageRow] | None = None  # None: /usage not called (or it failed) this run
     optional_error: HomeEnergyError | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # scheduling state the store writes with the data
+    asked_prices: tuple[int, int, int] = (0, 0, 0)  # the window of intervals asked for, and when (Unix s)
+    asked_usage: list[tuple[date, date]] = field(default_factory=list)  # the dates of each /usage call
 
 
 def make_upstream(config: Config) -> Upstream:
@@ -113,14 +116,19 @@ def run_sync(config: Config, upstream: Upstream | None = None) -> SyncReport:
 def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncReport:
     started = now_utc()
     t0 = monotonic()
-    previous_outcome = store.last_outcome(conn)
+    # Every line this run records or logs is scrubbed of the configured secrets first: Amber may
+    # echo the token in its own words.
+    scrub = Redactor.from_config(config)
+    previous_outcome, previous_problem = store.last_result(conn)
+    # Recorded before anything can fail; the first Amber run also drops what the demo simulated.
     run_id = store.start_run(conn, config.mode)
     blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
     fetched = _Fetched()
     try:
-        if started.timestamp() < blocked_until <= started.timestamp() + MAX_BLOCK_S:
+        # Up to the client's own ceiling on a block: a longer one came from a clock that was wrong.
+        if started.timestamp() < blocked_until <= started.timestamp() + MAX_RATE_LIMIT_RESET_S:
             wait_s = int(blocked_until - started.timestamp())
-            raise UpstreamError(f"rate-limited by Amber: no calls for another {wait_s} s")
+            raise RateLimitedError(f"rate-limited by Amber: no calls for another {wait_s} s", blocked_until)
         try:
             fetched.site = _resolve_site(conn, config, upstream, fetched, started)
             _fetch_prices(upstream, fetched, started)
@@ -129,44 +137,55 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
             # Whatever a payload the checks let through still trips on is invalid data, never a traceback.
             raise UpstreamDataError(f"Amber sent data this program cannot use: {type(exc).__name__}") from exc
     except HomeEnergyError as exc:
-        outcome, code = exc.outcome, exc.exit_code
+        outcome, code, message = exc.outcome, exc.exit_code, scrub(str(exc))
         meta = _rate_limit_meta(upstream.rate_limit, exc)
-        store.record_failure(conn, run_id, _record(outcome, str(exc), upstream), meta)
-        _log_failure(previous_outcome, str(exc))
-        return SyncReport(outcome, code, 0, upstream.calls, str(exc))
+        store.record_failure(conn, run_id, _record(outcome, message, upstream, exc), meta)
+        _log_failure(previous_outcome, previous_problem, exc.problem, message)
+        return SyncReport(outcome, code, 0, upstream.calls, message)
 
     optional = fetched.optional_error
+    optional_text = scrub(str(optional)) if optional else None
     outcome = "partial" if optional else "ok"
     site = fetched.site
     plan = store.SyncWrite(
         mode=config.mode, site=site, prices=fetched.prices,
+        asked=store.Asked(*fetched.asked_prices, usage=tuple(fetched.asked_usage)),
         all_sites=fetched.all_sites, usage=fetched.usage,
         meta={**fetched.meta, **_rate_limit_meta(upstream.rate_limit, optional)},
     )
     try:
-        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional and str(optional), upstream),
+        rows, pruned = store.write_sync(conn, run_id, plan, _record(outcome, optional_text, upstream, optional),
                                         config.retention_days, started)
+    except HomeEnergyError as exc:  # the store judged the plan: nothing was written
+        message = scrub(str(exc))
+        _log_failure(previous_outcome, previous_problem, exc.problem, message)
+        store.record_failure(conn, run_id, _record(exc.outcome, message, upstream, exc))
+        return SyncReport(exc.outcome, exc.exit_code, 0, upstream.calls, message)
     except sqlite3.Error as exc:
         if db.is_corrupt(exc):
             raise
         # Disk full, I/O error: the transaction is rolled back whole and the old data still served.
         error = db.cache_error(exc, config.sqlite_path)
-        message = f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL else str(error)
-        _log_failure(previous_outcome, message)
+        message = scrub(f"{error}: free space on its disk" if db.result_code(exc) == sqlite3.SQLITE_FULL
+                        else str(error))
+        _log_failure(previous_outcome, previous_problem, error.problem, message)
         with contextlib.suppress(sqlite3.Error):
-            store.record_failure(conn, run_id, _record("tempfail", message, upstream))
+            store.record_failure(conn, run_id, _record("tempfail", message, upstream, error))
         return SyncReport("tempfail", error.exit_code, 0, upstream.calls, message)
     if previous_outcome not in (None, "ok", "partial", "interrupted"):
         log.info("sync recovered: %d rows written", rows)
-    return SyncReport(outcome, 0, rows, upstream.calls, str(optional) if optional else None, pruned)
+    return SyncReport(outcome, 0, rows, upstream.calls, optional_text, pruned)
 
 
-def _record(outcome: str, error: str | None, upstream: Upstream) -> store.RunRecord:
+def _record(outcome: str, error: str | None, upstream: Upstream,
+            exc: HomeEnergyError | None = None) -> store.RunRecord:
+    """The run's record; its problem code comes from the error's class, never from its words."""
     limit = upstream.rate_limit
     return store.RunRecord(
         outcome, error or None, upstream.calls,
         None if limit is None else limit.remaining,
         None if limit is None or limit.reset_at is None else int(limit.reset_at),
+        None if exc is None else exc.problem,
     )
 
 
@@ -180,12 +199,17 @@ def _rate_limit_meta(limit: RateLimit | None, exc: BaseException | None) -> dict
     return meta
 
 
-def _log_failure(previous_outcome: str | None, error: str) -> None:
-    # Home Assistant's coordinator habit: say it loudly when it starts failing, quietly after.
-    if previous_outcome in (None, "ok", "partial"):
+def _log_failure(previous_outcome: str | None, previous_problem: str | None, problem: str | None,
+                 error: str) -> None:
+    """Home Assistant's coordinator habit: loudly when it starts failing, and again (once) when
+    the cause changes (Amber unreachable, then the token refused); the same cause again is quiet.
+    The cause is the run's problem code (from the error's class), never its wording."""
+    if previous_outcome in (None, "ok", "partial", "interrupted"):
         log.error("sync failed: %s", error)
+    elif previous_problem != problem:
+        log.warning("sync failing for another reason: %s", error)
     else:
-        log.info("sync still failing: %s", error)
+        log.debug("sync still failing: %s", error)
 
 
 def _float(value: str | None) -> float | None:
@@ -217,9 +241,15 @@ def _fetch_prices(upstream: Upstream, fetched: _Fetched, now: datetime) -> None:
     assert site is not None
     resolution = 5 if site.interval_length == 5 else 30
     previous, next_ = price_window(now, resolution)
+    current = floor_to_boundary(now, resolution)
+    asked = store.Asked(int((current - timedelta(minutes=previous * resolution)).timestamp()),
+                        int((current + timedelta(minutes=resolution + next_ * LONGEST_INTERVAL_MIN)).timestamp()),
+                        int(now.timestamp()))
     payload = upstream.current_prices(site.id, next_=next_, previous=previous, resolution=resolution)
     fetched.prices = convert_all("prices", lambda item: price_from_payload(site.id, item),
                               validate_payload("prices", payload))
+    store.judge_prices(fetched.prices, asked)
+    fetched.asked_prices = (asked.prices_from, asked.prices_to, asked.now)
     if not any(p.kind == "current" and p.channel == "general" for p in fetched.prices):
         # Valid by the schema, but Amber always sends the current general interval: an empty or
         # partial answer would leave the display without a price now.
@@ -252,7 +282,9 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
                 break
             payload = upstream.usage(site.id, start, end)
             rows = convert_all("usage", lambda i: usage_from_payload(site.id, i), validate_payload("usage", payload))
+            store.judge_usage(rows, [(start, end)])
             fetched.usage = (fetched.usage or []) + rows
+            fetched.asked_usage.append((start, end))
             oldest = db.get_meta(conn, f"usage_backfill_oldest:{site.id}")
             if oldest is None or start.isoformat() < oldest:
                 fetched.meta[f"usage_backfill_oldest:{site.id}"] = start.isoformat()
@@ -263,7 +295,8 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
         fetched.meta.update({f"usage_failures:{site.id}": failures + 1, f"usage_retry_at:{site.id}": int(t + wait)})
         fetched.meta.pop(f"usage_backfill_oldest:{site.id}", None)
         if not failures:
-            log.warning("usage not updated: %s; trying again in %d minutes, then less often", exc, wait // 60)
+            log.warning("usage not updated: %s; trying again in %d minutes, then less often",
+                        Redactor.from_config(config)(str(exc)), wait // 60)
         return
     fetched.meta.update({f"usage_fetched_at:{site.id}": int(t), f"usage_failures:{site.id}": None,
                          f"usage_retry_at:{site.id}": None})

@@ -41,6 +41,7 @@ from .errors import HomeEnergyError
 from .hosts import HostGuard
 from .plugs import status as plug_status
 from .plugs.api import plugs_api
+from .redact import Redactor
 from .resources import package_folder
 from .version import running_version
 
@@ -113,6 +114,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.json.compact = True
     app.extensions["home_energy_static"] = load_static(app.static_folder)
     hosts = app.extensions["home_energy_hosts"] = HostGuard(config)
+    # Health carries the sync's and the meter's error lines: served without any configured secret.
+    app.extensions["home_energy_redact"] = Redactor.from_config(config)
     if "static" in app.view_functions:
         app.view_functions["static"] = _static_file
     app.register_blueprint(api)
@@ -307,7 +310,7 @@ def health() -> Any:
             body["plugs"] = plug_status.health(conn, at, configured=True)
         if cfg.mqtt_url is not None:
             body["publish"] = publish_status.read_status(status_file, at, cfg.mqtt_url)
-        return body
+        return current_app.extensions["home_energy_redact"].scrub_tree(body)
 
     # The publisher's status is a file beside the cache, not in it: its stamp is an input.
     status_file = publish_status.status_path(cfg.sqlite_path)

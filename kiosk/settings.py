@@ -1,8 +1,10 @@
 """Kiosk settings: the one module of the kiosk that reads the command line and the environment.
 
 Each setting comes from a flag, else the environment, else the env file (`--env-file` or
-HOME_ENERGY_ENV_FILE, the same KEY=VALUE format the dashboard reads), else a default. Night
-hours and the household's time zone are validated by the dashboard's own config code, so the
+HOME_ENERGY_ENV_FILE, the same KEY=VALUE format the dashboard reads), else a default. The
+dashboard's address comes from the same HOST and PORT the dashboard listens on (read by the
+dashboard's own config code), unless KIOSK_URL or --url names another: one PORT in the env file
+moves both. Night hours and the household's time zone are validated by that code too, so the
 screen goes dark exactly when the page turns to its night theme. Only the keys the kiosk uses
 are validated: a kiosk must not refuse to start over a setting that only the server reads.
 A bad value is a ConfigError naming the variable.
@@ -18,7 +20,7 @@ from datetime import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from home_energy.config import ENV_FILE_VAR, load_config, parse_env_file
+from home_energy.config import ENV_FILE_VAR, dashboard_url, load_config, parse_env_file
 from home_energy.errors import ConfigError
 
 DEFAULT_URL = "http://127.0.0.1:5050/"
@@ -29,6 +31,7 @@ BROWSERS = ("auto", "chromium", "webview")
 DEFAULT_HEALTH_TIMEOUT_S = 120.0
 MAX_HEALTH_TIMEOUT_S = 86400.0
 SHARED_KEYS = ("NIGHT_START", "NIGHT_END", "TIMEZONE")
+ADDRESS_KEYS = ("HOST", "PORT")  # read only when neither --url nor KIOSK_URL names the dashboard
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--env-file", metavar="PATH",
                         help="KEY=VALUE file as the dashboard reads; the environment and flags win")
-    parser.add_argument("--url", help=f"the dashboard's address (KIOSK_URL, default {DEFAULT_URL})")
+    parser.add_argument("--url", help="the dashboard's address (KIOSK_URL; default: from HOST and PORT in the "
+                                      f"env file, as the dashboard listens, else {DEFAULT_URL})")
     parser.add_argument("--browser", choices=BROWSERS,
                         help="auto: Chromium when installed, else pywebview (KIOSK_BROWSER, default auto)")
     parser.add_argument("--health-timeout", metavar="SECONDS",
@@ -119,8 +123,12 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         merged.update(parse_env_file(Path(file_name)))
     merged.update(env)
 
-    url = normalise_url(args.url, "--url") if args.url is not None else normalise_url(
-        merged.get("KIOSK_URL", "").strip() or DEFAULT_URL)
+    if args.url is not None:
+        url = normalise_url(args.url, "--url")
+    elif merged.get("KIOSK_URL", "").strip():
+        url = normalise_url(merged["KIOSK_URL"])
+    else:
+        url = dashboard_url(load_config(env={key: merged[key] for key in ADDRESS_KEYS if key in merged}))
 
     browser = args.browser or merged.get("KIOSK_BROWSER", "").strip().lower() or DEFAULT_BROWSER
     if browser not in BROWSERS:

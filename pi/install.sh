@@ -17,6 +17,9 @@ readonly ENABLE=(home-energy-dashboard.service home-energy-sync-cache.timer home
 # Installed and enabled only when the env file sets MQTT_URL (docs/integrations.md).
 readonly PUBLISH_UNIT=home-energy-publish.service
 readonly KIOSK_MARK="# home-energy kiosk (added by pi/install.sh)"
+# What install.sh last wrote to each file (sha256, path): a file that differs from it was edited
+# by someone, and is kept beside the new one as FILE.YYYY-MM-DD.bak before it is replaced.
+readonly MANIFEST=/etc/home-energy-analysis/installed.sha256
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 readonly CHECKOUT
@@ -30,6 +33,7 @@ PUT_CHANGED=0
 DESKTOP_GROUP=""
 KIOSK_STATE=""
 WORK=""
+BACKUPS=()
 
 usage() {
   cat <<EOF
@@ -49,7 +53,7 @@ Sets up this checkout ($CHECKOUT) as the kitchen display:
 EOF
 }
 
-die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }  # one line, nothing before it
 say() { printf '%s\n' "$*"; }
 show() { printf '+'; printf ' %q' "$@"; printf '\n'; }
 
@@ -96,8 +100,38 @@ put_dir() {
   changed
 }
 
+# last_installed DEST: the sha256 install.sh recorded when it last wrote DEST (empty: never).
+last_installed() {
+  local manifest="$ROOT$MANIFEST" path="${1#"$ROOT"}"
+  [[ -f "$manifest" ]] || return 0
+  awk -v p="$path" '$2 == p { sum = $1 } END { if (sum) print sum }' "$manifest"
+}
+
+# record_installed DEST: remember what install.sh just wrote there.
+record_installed() {
+  if (( DRY_RUN )); then return 0; fi
+  local manifest="$ROOT$MANIFEST" path="${1#"$ROOT"}" sum
+  sum="$(sha256sum <"$1" | cut -d' ' -f1)"
+  mkdir -p "$(dirname "$manifest")"
+  { if [[ -f "$manifest" ]]; then awk -v p="$path" '$2 != p' "$manifest"; fi
+    printf '%s %s\n' "$sum" "$path"; } >"$WORK/manifest"
+  install -m 0644 "$WORK/manifest" "$manifest"
+}
+
+# keep_edited DEST: before DEST is replaced, keep it as DEST.YYYY-MM-DD.bak when it is not what
+# install.sh last wrote there (edited by hand, or from before install.sh kept a record).
+keep_edited() {
+  local dest="$1" backup
+  [[ -f "$dest" ]] || return 0
+  if [[ "$(sha256sum <"$dest" | cut -d' ' -f1)" == "$(last_installed "$dest")" ]]; then return 0; fi
+  backup="$dest.$(date +%F).bak"
+  if [[ -e "$backup" ]]; then backup="$dest.$(date +%F-%H%M%S).bak"; fi
+  run cp -p "$dest" "$backup"
+  BACKUPS+=("$backup")
+}
+
 # put_file SRC DEST MODE OWNER GROUP: install SRC as DEST unless DEST is already identical;
-# PUT_CHANGED says which.
+# PUT_CHANGED says which. A DEST someone edited is kept beside it first (keep_edited).
 put_file() {
   local src="$1" dest="$2" mode="$3" owner="$4" group="$5"
   PUT_CHANGED=0
@@ -107,16 +141,19 @@ put_file() {
   fi
   local -a own
   mapfile -t own < <(owner_args "$owner" "$group")
+  if ! cmp -s "$src" "$dest" 2>/dev/null; then keep_edited "$dest"; fi
   run install -m "$mode" "${own[@]}" "$src" "$dest"
+  record_installed "$dest"
   PUT_CHANGED=1
   changed
 }
 
-# Files in the repository name the checkout /opt/home-energy-analysis (units) or the virtualenv
-# @VENV@ (kiosk autostart files); point them at this checkout. Comments stay as written.
+# Files in the repository name the checkout /opt/home-energy-analysis (units), the virtualenv
+# @VENV@ and the env file @ENV_FILE@ (kiosk autostart files); point them at this checkout and
+# this env file. Comments stay as written.
 render() {  # SRC DEST
   sed -e "/^[[:space:]]*#/!s|${UNIT_CHECKOUT}|${CHECKOUT}|g" -e "/^[[:space:]]*#/!s|@VENV@|${CHECKOUT}/.venv|g" \
-    "$1" >"$2"
+    -e "/^[[:space:]]*#/!s|@ENV_FILE@|${ENV_FILE}|g" "$1" >"$2"
 }
 
 parse_args() {
@@ -133,7 +170,7 @@ parse_args() {
         DESKTOP_USER="$2"; shift ;;
       --desktop-user=*) DESKTOP_USER="${1#--desktop-user=}" ;;
       -h|--help) usage; exit 0 ;;
-      *) usage >&2; die "unknown option: $1" ;;
+      *) die "unknown option: $1 (./pi/install.sh --help lists the options)" ;;
     esac
     shift
   done
@@ -181,19 +218,16 @@ install_dirs_and_env() {
   put_dir "$ROOT$CONFIG_DIR" 0755 root root
   local dest="$ROOT$ENV_FILE"
   if [[ -e "$dest" ]]; then
-    # The user's token lives here: keep the contents, only make sure others cannot read it.
+    # The user's token lives here: keep the contents, and give it exactly the documented mode
+    # and owner: root:homeenergy 0640 (the service user and the kiosk's desktop user read it;
+    # nobody else, and nobody but root writes it).
     say "kept: $dest (exists; never overwritten)"
-    if [[ -n "$(find "$dest" -maxdepth 0 -perm /o=rwx)" ]]; then
-      run chmod o-rwx "$dest"
+    if [[ "$(stat -c %a "$dest")" != 640 ]]; then
+      run chmod 0640 "$dest"
       changed
     fi
-    # The service user reads it too (pi/update.sh asks the program for the dashboard's address).
-    if [[ -z "$ROOT" ]] && ! has_mode_and_owner "$dest" "$(stat -c %a "$dest")" root "$SERVICE_USER"; then
+    if [[ -z "$ROOT" ]] && ! has_mode_and_owner "$dest" 640 root "$SERVICE_USER"; then
       run chown "root:$SERVICE_USER" "$dest"
-      changed
-    fi
-    if [[ -z "$(find "$dest" -maxdepth 0 -perm -g=r)" ]]; then
-      run chmod g+r "$dest"
       changed
     fi
   else
@@ -326,6 +360,12 @@ install_kiosk() {
   home="$(desktop_home)"
   DESKTOP_GROUP="$DESKTOP_USER"
   if [[ -z "$ROOT" ]]; then DESKTOP_GROUP="$(id -gn "$DESKTOP_USER")"; fi
+  # The kiosk reads HOST and PORT from the dashboard's env file (root:homeenergy 0640), so the
+  # desktop user joins the group; it takes effect at the next login.
+  if [[ -n "$ROOT" ]] || ! id -nG "$DESKTOP_USER" | tr ' ' '\n' | grep -qx "$SERVICE_USER"; then
+    host_only usermod -a -G "$SERVICE_USER" "$DESKTOP_USER"
+    if [[ -z "$ROOT" ]]; then changed; fi
+  fi
   ensure_user_dir "$home"
   ensure_user_dir "$home/.config"
   if (( ${#autostarts[@]} )); then
@@ -346,6 +386,23 @@ install_kiosk() {
   done
 }
 
+# dashboard_url: where the dashboard listens, as the program reads the env file (the same rule
+# the units, pi/update.sh and the kiosk follow); without the program yet, HOST and PORT read here.
+dashboard_url() {
+  local env_file="$ROOT$ENV_FILE" url host port
+  [[ -f "$env_file" ]] || env_file="$CHECKOUT/pi/dashboard.env.example"
+  if [[ -x "$CHECKOUT/.venv/bin/home-energy" ]] \
+      && url="$(env -i PATH=/usr/bin:/bin "$CHECKOUT/.venv/bin/home-energy" config --health-url \
+                --env-file "$env_file" 2>/dev/null)"; then
+    printf '%s\n' "${url%api/health}"
+    return 0
+  fi
+  host="$(sed -n 's/^[[:space:]]*HOST=[[:space:]]*//p' "$env_file" | tail -n 1)"
+  port="$(sed -n 's/^[[:space:]]*PORT=[[:space:]]*//p' "$env_file" | tail -n 1)"
+  case "${host:-127.0.0.1}" in 0.0.0.0|127.0.0.1) host=127.0.0.1 ;; esac
+  printf 'http://%s:%s/\n' "$host" "${port:-5050}"
+}
+
 summary() {
   say ""
   if (( DRY_RUN )); then
@@ -355,20 +412,29 @@ summary() {
   else
     say "done: $CHANGES change(s)."
   fi
+  local backup
+  if ((${#BACKUPS[@]})); then
+    say "kept your edited copies (install.sh replaced these files; compare and carry your changes over):"
+    for backup in "${BACKUPS[@]}"; do say "  $backup"; done
+  fi
   (( UNITS_ONLY )) && return 0
+  local url
+  url="$(dashboard_url)"
   cat <<EOF
+
+The dashboard: ${url}   (HOST and PORT in $ENV_FILE; the kiosk reads them there too)
 
 Next steps
   1. Put your Amber token in the env file (demo data until you do):
        sudo nano $ENV_FILE            # AMBER_TOKEN=psk_...
        sudo systemctl restart home-energy-dashboard.service
        sudo systemctl start home-energy-sync-cache.service
-  2. Check it:  curl -s http://127.0.0.1:5050/api/health
+  2. Check it:  curl -s ${url}api/health
                 systemctl list-timers home-energy-sync-cache.timer
   3. Logs:      journalctl -u home-energy-dashboard.service -u home-energy-sync-cache.service -e
 EOF
   case "$KIOSK_STATE" in
-    installed) say "  4. Kiosk: log out and in (or reboot) as $DESKTOP_USER to start the full-screen display." ;;
+    installed) say "  4. Kiosk: log out and in (or reboot) as $DESKTOP_USER to start the full-screen display at $url" ;;
     no-user) say "  4. Kiosk: run again with --desktop-user NAME to start the display at login." ;;
     *) say "  4. Kiosk: not set up yet (see above)." ;;
   esac

@@ -26,6 +26,11 @@ readonly ENV_FILE="${HOME_ENERGY_ENV_FILE:-/etc/home-energy-analysis/dashboard.e
 HEALTH_URL="${HEALTH_URL:-}"
 # A Pi 5 restarts the dashboard in a few seconds; a minute covers a slow first import after pip.
 readonly HEALTH_TIMEOUT_S="${HEALTH_TIMEOUT_S:-60}"
+# Every network step ends within its timeout whatever the other side does: an origin that accepts
+# the connection and then says nothing would otherwise hold the update, and its lock, for ever.
+# A fetch of a few commits takes seconds; pip may build a wheel on the Pi, so it gets longer.
+readonly FETCH_TIMEOUT_S="${HOME_ENERGY_UPDATE_FETCH_TIMEOUT_S:-120}"
+readonly PIP_TIMEOUT_S="${HOME_ENERGY_UPDATE_PIP_TIMEOUT_S:-900}"
 
 CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 readonly CHECKOUT
@@ -140,6 +145,16 @@ raise SystemExit(0 if status == 200 and version == want else 1)
 as_service() { sudo -n -u "$SERVICE_USER" "$@"; }
 # fd 9 holds the update lock: services started from here must not inherit it.
 sctl() { sudo -n systemctl "$@" 9>&-; }
+# within SECONDS COMMAND...: run a network step under a deadline. timeout(1) signals the
+# command's whole process group (git's remote helpers, pip's builds), TERM first and KILL 5 s
+# later; the lock's fd is not passed on, so nothing left behind can hold it. Exit 124: too slow.
+within() {
+  local seconds="$1" rc=0
+  shift
+  timeout --kill-after=5 "$seconds" "$@" 9>&- || rc=$?
+  if ((rc == 137)); then rc=124; fi  # killed after ignoring TERM: still "too slow"
+  return "$rc"
+}
 
 # --- detaching ---
 
@@ -338,7 +353,12 @@ already_current() {  # MESSAGE
 
 fetch() {
   step "fetching $REMOTE/$BRANCH"
-  git fetch --quiet "$REMOTE" || refuse "cannot fetch from $REMOTE (network?): try again later"
+  local rc=0
+  within "$FETCH_TIMEOUT_S" git fetch --quiet "$REMOTE" || rc=$?
+  if ((rc == 124)); then
+    refuse "$REMOTE did not answer git fetch within ${FETCH_TIMEOUT_S}s (network?): try again later"
+  fi
+  ((rc == 0)) || refuse "cannot fetch from $REMOTE (network?): try again later"
   OLD="$(git rev-parse HEAD)"
   NEW="$(git rev-parse --verify --quiet "$REMOTE/$BRANCH^{commit}")" || refuse "$REMOTE has no branch $BRANCH"
   if [[ "$OLD" == "$NEW" ]] || git merge-base --is-ancestor "$NEW" "$OLD"; then
@@ -381,7 +401,10 @@ backup_cache() {
 
 install_deps() {
   step "reinstalling dependencies (pyproject.toml changed)"
-  "$CHECKOUT/.venv/bin/python" -m pip install --quiet -e "$CHECKOUT"
+  local rc=0
+  within "$PIP_TIMEOUT_S" "$CHECKOUT/.venv/bin/python" -m pip install --quiet -e "$CHECKOUT" || rc=$?
+  if ((rc == 124)); then warn "pip did not finish within ${PIP_TIMEOUT_S}s (network?)"; fi
+  return "$rc"
 }
 
 install_units() {

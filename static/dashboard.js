@@ -72,6 +72,7 @@
     unreachableSince: null, // ms of the first failed refresh in a row
     serverError: null, // the server's own one-line error, when it answered with one
     serverProblem: null, // the `problem` in the server's error answer, when it gave one
+    waitingForAmber: false, // a token is set and nothing from Amber is cached yet
     nextRetryAt: null,
     timer: null,
     loadedAt: Date.now(),
@@ -99,7 +100,8 @@
     monthLabel: $("month-label"), monthValue: $("month-value"), monthNote: $("month-note"),
     budget: $("budget"), budgetFill: $("budget-fill"), budgetText: $("budget-text"),
     chartCard: $("chart-card"), chart: $("chart"),
-    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), publish: $("publish-status"), chimeToggle: $("chime-toggle"),
+    clock: $("clock"), freshness: $("freshness"), demo: $("demo-badge"), demoMark: $("demo-mark"),
+    publish: $("publish-status"), chimeToggle: $("chime-toggle"),
     frame: $("frame"),
   };
 
@@ -551,7 +553,11 @@
 
   /** [headline, what to do] in a household's words; docs/display.md has the same table. */
   function problemWords(problem, cachedAt) {
-    const since = cachedAt === null ? "No prices yet" : `No new prices since ${formatTime(cachedAt)}`;
+    // With a token set and nothing from Amber cached yet, say whose prices are awaited: never
+    // "the last known", which would pass anything left from the demo off as Amber's.
+    const waiting = cachedAt === null && state.waitingForAmber;
+    const since = waiting ? "Waiting for Amber's first prices"
+      : cachedAt === null ? "No prices yet" : `No new prices since ${formatTime(cachedAt)}`;
     const kept = cachedAt === null ? "" : "; showing the last known";
     switch (problem) {
       case "server_unreachable":
@@ -561,8 +567,12 @@
         return ["Amber refused the token", "Check the Amber token in the settings on the Pi"];
       case "site_missing":
         return ["Amber does not know this site", "Check the site id in the settings on the Pi"];
+      case "settings_invalid":
+        return ["The Pi's settings need a look", "Check the settings on the Pi; the error line says which"];
       case "rate_limited":
         return [since, `Amber asked for a pause: new prices within minutes${kept}`];
+      case "clock_wrong":
+        return [since, `The Pi's clock disagrees with Amber's: check its date and time${kept}`];
       case "invalid_data":
         return [since, `Amber's reply could not be read${kept}`];
       case "cache_unreadable":
@@ -570,9 +580,9 @@
       case "sync_stopped":
         return [since, "The Pi has stopped fetching prices; restart the Pi"];
       case "first_sync_pending":
-        return ["Waiting for the first prices", "If this lasts 10 minutes, check the Pi's internet"];
+        return [waiting ? since : "Waiting for the first prices", "If this lasts 10 minutes, check the Pi's internet"];
       case "upstream_unreachable":
-        return [since, `Amber or the internet is down${kept}`];
+        return [since, waiting ? "Amber cannot be reached: check the Pi's internet" : `Amber or the internet is down${kept}`];
       default:
         return [since, `Something is wrong (${problem})${kept}`];
     }
@@ -580,7 +590,13 @@
 
   function renderFreshness(now) {
     const health = state.data && state.data.health;
-    show(el.demo, Boolean(health && health.mode === "demo"));
+    // DEMO whenever the numbers shown are simulated: the cached prices came from the demo (or,
+    // from a server that does not say where they came from, the demo is configured).
+    const simulated = Boolean(health && (health.prices_source !== undefined
+      ? health.prices_source === "demo" : health.mode === "demo"));
+    show(el.demo, simulated);
+    show(el.demoMark, simulated);
+    state.waitingForAmber = Boolean(health && health.mode === "amber" && !health.prices_cached_at);
     // MQTT publishing is another system's business: a word in the footer, never a notice.
     const publish = health && health.publish;
     const publishing = publish ? (publish.status === "connected" ? "MQTT ok" : "MQTT offline") : "";
@@ -730,6 +746,11 @@
       }
       if (iv.endMs > now && (!peak || value > priceOf(peak))) peak = iv;
     }
+    // The whiskers' legend, top right: from across the room they must not read as more bars.
+    if (parts.some((p) => p.startsWith('<rect class="band"'))) {
+      parts.push(`<g class="legend"><rect class="band legend-swatch" x="0" y="${top - 5 - fontPx * 0.8}" width="${Math.max(3, fontPx * 0.4).toFixed(1)}" height="${(fontPx * 0.9).toFixed(1)}"/>`
+        + `<text class="legend-label" x="${width - right}" y="${top - 5}" text-anchor="end">Amber's low–high</text></g>`);
+    }
 
     // Hour labels in the household's time, spaced so they never touch.
     const labelW = fontPx * 3.4;
@@ -797,6 +818,15 @@
       if (overlaps(peakLabel.getBBox(), nowBox, pad)) nowLabel.remove();
     }
     const kept = [...el.chart.querySelectorAll(".now-label, .peak-label")].map((n) => n.getBBox());
+    const legend = el.chart.querySelector(".legend");
+    if (legend) {
+      const text = legend.querySelector(".legend-label").getBBox();
+      const swatch = legend.querySelector(".legend-swatch");
+      swatch.setAttribute("x", (text.x - pad - Number(swatch.getAttribute("width"))).toFixed(1));
+      const box = legend.getBBox();
+      if (box.x < 0 || kept.some((k) => overlaps(box, k, pad))) legend.remove();
+      else kept.push(box);
+    }
     for (const node of el.chart.querySelectorAll(".axis-label, .hour-label")) {
       const box = node.getBBox();
       if (box.x < 0 || box.x + box.width > width || kept.some((k) => overlaps(box, k, pad))) node.remove();

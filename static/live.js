@@ -4,6 +4,8 @@
  * a meter is configured (data-meter on the strip), so a display without one loads nothing more.
  * A quantity the meter does not report (null) gets no tile: it is never shown as 0. When the
  * meter stops answering, the last figures stay, dimmed, under "Meter not answering since 14:05".
+ * Each tile is a small label over a figure at least 5 % of the screen's height (readable from
+ * across the kitchen); "Today" says "since 22:03" when the collector started during the day.
  */
 (function () {
   "use strict";
@@ -26,11 +28,16 @@
     const name = document.createElement("span");
     name.className = "live-label";
     name.textContent = label;
+    const line = document.createElement("span");
+    line.className = "live-line";
     const value = document.createElement("span");
     value.className = "live-value";
-    box.append(name, " ", value);
+    const note = document.createElement("span");
+    note.className = "live-note";
+    line.append(value, note);
+    box.append(name, " ", line);
     strip.append(box);
-    return { box, name, value };
+    return { box, name, value, note };
   }
 
   const tiles = {
@@ -41,15 +48,26 @@
     cost: tile("cost", "Now"),
     today: tile("today", "Today so far"),
   };
+  const NEM_OFFSET = "+10:00"; // a NEM day starts at midnight UTC+10 all year
   const status = document.createElement("div");
   status.id = "live-status";
   status.className = "live-status";
   status.hidden = true;
   strip.append(status);
 
+  // Short figures keep the strip on one row: 950 W, 2.8 kW, 12 kW.
   function power(watts) {
     const size = Math.abs(watts);
-    return size < 1000 ? Math.round(size) + " W" : (size / 1000).toFixed(1) + " kW";
+    if (size < 1000) return Math.round(size) + " W";
+    return size < 9950 ? (size / 1000).toFixed(1) + " kW" : Math.round(size / 1000) + " kW";
+  }
+
+  // 4.2 c/h, 68 c/h; from $10 an hour (a spike) in dollars: $36.0/h, $246/h.
+  function perHour(cents) {
+    const size = Math.abs(cents);
+    if (size < 10) return size.toFixed(1) + " c/h";
+    if (size < 999.5) return Math.round(size) + " c/h";
+    return "$" + (size < 9995 ? (size / 100).toFixed(1) : Math.round(size / 100)) + "/h";
   }
 
   function dollars(value) {
@@ -57,10 +75,20 @@
     return value < 0 ? "−" + text : text;
   }
 
-  function show(entry, text, label) {
+  function show(entry, text, label, note) {
     entry.box.hidden = text === null;
     if (text !== null) entry.value.textContent = text;
     if (label) entry.name.textContent = label;
+    const extra = note ? " " + note : "";
+    if (entry.note.textContent !== extra) entry.note.textContent = extra;
+  }
+
+  /** "since 22:03" when the meter's day began after the NEM day did (the collector started late). */
+  function todaySince(today) {
+    if (today.basis !== "meter" || !today.from || !today.date) return null;
+    const from = Date.parse(today.from);
+    const dayStart = Date.parse(today.date + "T00:00:00" + NEM_OFFSET);
+    return from > dayStart ? "since " + clockFormat.format(new Date(from)) : null;
   }
 
   function render() {
@@ -72,11 +100,10 @@
     if (values.battery_w == null) {
       show(tiles.battery, null);
     } else {
-      const soc = values.battery_soc_percent == null ? "" : " · " + Math.round(values.battery_soc_percent) + "%";
+      const soc = values.battery_soc_percent == null ? "" : " " + Math.round(values.battery_soc_percent) + "%";
       const flow = Math.abs(values.battery_w) < IDLE_W ? "Battery" : values.battery_w > 0 ? "Battery out" : "Battery in";
       show(tiles.battery, power(values.battery_w) + soc, flow);
     }
-    strip.classList.toggle("live-dense", values.battery_w != null);
     if (values.grid_w == null) {
       show(tiles.grid, null);
     } else {
@@ -86,13 +113,14 @@
       show(tiles.cost, null);
     } else {
       const cents = values.cost_cents_per_hour;
-      const size = Math.abs(cents);
-      show(tiles.cost, (size < 10 ? size.toFixed(1) : Math.round(size)) + " c/h", cents < 0 ? "Earning" : "Costing");
+      show(tiles.cost, perHour(cents), cents < 0 ? "Earning" : "Costing");
     }
     if (!today || today.cost_dollars == null) {
       show(tiles.today, null);
     } else {
-      show(tiles.today, dollars(today.cost_dollars) + (today.estimated ? " (est.)" : ""), "Today so far");
+      const since = todaySince(today);
+      show(tiles.today, dollars(today.cost_dollars), since ? "Today " + since : "Today so far",
+        today.estimated ? "est." : null);
     }
 
     let message = null;
@@ -109,6 +137,18 @@
     if (message !== null) status.textContent = message;
     strip.classList.toggle("live-stale", message !== null);
     strip.hidden = !live || live.source === null;
+    fitOneRow();
+  }
+
+  /** Landscape: the figures stay on one row. Large values (a spike's dollars an hour, a 10 kW
+   *  battery at 100%) may not fit at the normal spacing: then the strip tightens its gaps and
+   *  letters, never its figures below 5 % of the height. */
+  function fitOneRow() {
+    strip.classList.remove("live-tight");
+    if (strip.hidden || innerWidth <= innerHeight) return;
+    const rows = () => new Set([...strip.querySelectorAll(".live-tile:not([hidden]) .live-value")]
+      .map((v) => Math.round(v.getBoundingClientRect().top))).size;
+    if (rows() > 1) strip.classList.add("live-tight");
   }
 
   async function fetchJson(path) {

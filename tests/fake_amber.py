@@ -7,10 +7,12 @@ Faults are switched on per endpoint to try every failure the sync must survive.
 """
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,6 +122,8 @@ class FakeAmberState:
     usage_lag_days: int = 1
     five_minute_forecasts: int = 12  # on 5-minute sites, then 30-minute forecasts
     delay_s: float = 0.0
+    token: str = TOKEN  # the token it accepts
+    echo: tuple[str, ...] | None = None  # set: its 401 for a wrong token quotes the credentials, then these
 
 
 class FakeAmber:
@@ -206,6 +210,26 @@ def build_usage(state: FakeAmberState, site_obj: dict[str, Any], query: dict[str
     return out
 
 
+def echo_message(handler: BaseHTTPRequestHandler, extra: tuple[str, ...]) -> str:
+    """An error message that quotes the request's credentials back, as some APIs do: the bearer
+    token (or a basic-auth `user:password`) without its scheme, then `extra` text."""
+    scheme, _, credential = (handler.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() == "basic":
+        credential = base64.b64decode(credential).decode("utf-8", "replace")
+    return " ".join((f"API key {credential} is not valid", *extra))
+
+
+def echoing(status: int, *extra: str) -> Callable[[BaseHTTPRequestHandler], bool]:
+    """A fault: an error answer of `status` whose message echoes the credentials (echo_message)."""
+
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        body = json.dumps({"message": echo_message(handler, extra)}).encode()
+        handler._send(status, body)  # type: ignore[attr-defined]
+        return True
+
+    return fault
+
+
 def _make_handler(state: FakeAmberState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -234,8 +258,11 @@ def _make_handler(state: FakeAmberState) -> type[BaseHTTPRequestHandler]:
             endpoint = _endpoint(path)
             if state.delay_s:
                 time.sleep(state.delay_s)
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            if self.headers.get("Authorization") != f"Bearer {state.token}":
                 state.bad_auth.append(path)
+                if state.echo is not None:
+                    self._send(401, json.dumps({"message": echo_message(self, state.echo)}).encode())
+                    return
                 self._send(401, b'{"message":"Unauthorized"}')
                 return
             state.remaining = max(0, state.remaining - 1)

@@ -87,31 +87,33 @@ def test_actual_and_current_prices_and_the_aemo_setting_use_per_kwh():
 # --- The problem health names --------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("outcome", "error", "has_prices", "problem"),
+    ("outcome", "recorded", "has_prices", "problem"),
     [
         (None, None, False, "first_sync_pending"),
         (None, None, True, None),
         ("ok", None, True, None),
-        ("partial", "Amber usage failed", True, None),
-        ("interrupted", "the previous sync stopped before it finished (killed, or the power went)", True, None),
-        ("interrupted", "the sync started but did not finish", False, "first_sync_pending"),
-        ("configerror", "Amber refused the token (401): check AMBER_TOKEN", True, "token_refused"),
-        ("configerror", "Amber refused the token (403): check AMBER_TOKEN", False, "token_refused"),
-        ("configerror", "Amber has no such site (404 on prices): check AMBER_SITE_ID", True, "site_missing"),
-        ("configerror", "AMBER_SITE_ID 01X is not one of this account's sites: 01Y", True, "site_missing"),
-        ("configerror", "set AMBER_SITE_ID: this account has 2 active sites: 01A, 01B", False, "site_missing"),
-        ("dataerror", "Amber prices response rejected: [3].perKwh: must be number", True, "invalid_data"),
-        ("tempfail", "Amber rate limit reached (429): no calls for 240 s", True, "rate_limited"),
-        ("tempfail", "rate-limited by Amber: no calls for another 120 s", True, "rate_limited"),
-        ("tempfail", "cannot reach Amber at https://api.amber.com.au/v1: connection refused", True,
-         "upstream_unreachable"),
-        ("tempfail", "Amber did not answer prices within 20 s", False, "upstream_unreachable"),
-        ("tempfail", "Amber is failing (503) on prices", True, "upstream_unreachable"),
-        ("tempfail", "another sync is still running (lock /var/lib/x.lock): try again later", True, None),
-        ("tempfail", "cache /var/lib/home-energy/cache.sqlite cannot be read: disk I/O error", True,
-         "cache_unreadable"),
+        ("partial", "invalid_data", True, None),  # usage failed, the prices are fresh
+        ("interrupted", None, True, None),
+        ("interrupted", None, False, "first_sync_pending"),
+        ("configerror", "token_refused", True, "token_refused"),
+        ("configerror", "token_refused", False, "token_refused"),
+        ("configerror", "site_missing", True, "site_missing"),
+        ("configerror", "settings_invalid", True, "settings_invalid"),
+        ("dataerror", "invalid_data", True, "invalid_data"),
+        ("tempfail", "rate_limited", True, "rate_limited"),
+        ("tempfail", "upstream_unreachable", False, "upstream_unreachable"),
+        ("tempfail", "cache_unreadable", True, "cache_unreadable"),
+        # Another writer held the cache: it is at work, nobody needs to act.
+        ("tempfail", "writer_busy", True, None),
+        ("tempfail", "writer_busy", False, "first_sync_pending"),
+        # Runs recorded before runs carried a code (or with one this program does not know):
+        # the outcome alone decides, never the error's words.
+        ("configerror", None, True, "settings_invalid"),
+        ("dataerror", None, True, "invalid_data"),
+        ("tempfail", None, True, "upstream_unreachable"),
+        ("tempfail", "a code from a newer program", True, "upstream_unreachable"),
     ],
 )
-def test_sync_problem_names_what_the_household_must_know(outcome, error, has_prices, problem):
-    assert sync_problem(outcome, error, has_prices) == problem
+def test_sync_problem_is_the_recorded_code(outcome, recorded, has_prices, problem):
+    assert sync_problem(outcome, recorded, has_prices) == problem
     assert problem is None or problem in PROBLEMS

@@ -112,4 +112,4 @@ def test_run_serves_demo_health_ok_quickly_and_stops_cleanly_on_sigterm(tmp_path
             proc.kill()
             proc.wait()
     text = log.read_text()
-    assert "serving demo mode" in text and "Traceback" not in text
+    assert "serving on http://127.0.0.1:" in text and "(mode demo, " in text and "Traceback" not in text

@@ -78,3 +78,66 @@ def test_cli_missing_env_file_exits_78(tmp_path):
     assert result.returncode == 78
     assert result.stderr.startswith("error: cannot read env file")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_env_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_bytes(b"\xef\xbb\xbfPORT=6001\r\nTIMEZONE=Australia/Perth\r\n")
+    config = load_config(env={}, env_file=env_file)
+    assert (config.port, config.timezone) == (6001, "Australia/Perth")
+
+
+@pytest.mark.parametrize("data, offset", [
+    (b"PORT=6001\nTIMEZONE=Australia/\xffSydney\n", 29),
+    (b"\xef\xbb\xbfPORT=6001\n# caf\xe9 (Latin-1)\n", 18),  # the offset counts the mark too
+    (b"\xef\xbb\xbf\xef\xbb\xbfPORT=\xc3", 11),  # a second mark is text, then a cut-off character
+])
+def test_an_env_file_that_is_not_utf8_is_one_line_naming_the_file_and_the_byte(tmp_path, data, offset):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        load_config(env={}, env_file=env_file)
+    assert str(info.value) == f"env file {env_file} is not UTF-8 text at byte offset {offset}: save it as UTF-8"
+    assert data[offset:offset + 1] != b"" and data[:offset].decode("utf-8-sig")  # the bytes before it are fine
+
+
+def test_cli_env_file_that_is_not_utf8_exits_78_with_one_line(tmp_path):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_bytes(b"AMBER_SITE_ID=\x80\x81\n")
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(tmp_path / "c.sqlite")}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "--env-file", str(env_file), "sync"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert result.stderr == f"error: env file {env_file} is not UTF-8 text at byte offset 14: save it as UTF-8\n"
+    assert not (tmp_path / "c.sqlite").exists()
+
+
+@pytest.mark.parametrize("command", ["init-db", "sync", "seed-demo"])
+def test_a_cache_folder_is_created_only_inside_one_that_exists(tmp_path, command):
+    missing = tmp_path / "missing" / "dir" / "c.sqlite"
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(missing)}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", command], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (f"error: SQLITE_PATH {missing}: the folder {tmp_path / 'missing'} does not exist: "
+                             "create it, or correct SQLITE_PATH\n")
+    assert not (tmp_path / "missing").exists()
+    # One level down from a folder that exists is created, as the default data/cache.sqlite is.
+    env["SQLITE_PATH"] = str(tmp_path / "new" / "c.sqlite")
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", command], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "c.sqlite").is_file()
+
+
+@pytest.mark.parametrize("below", ["c.sqlite", "dir/c.sqlite"])
+def test_a_file_in_the_way_of_the_cache_folder_is_one_line_exit_78(tmp_path, below):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    path = tmp_path / "a-file" / below
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(path)}
+    result = subprocess.run([sys.executable, "-m", "home_energy.cli", "init-db"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 78, result.stderr
+    assert result.stderr == (f"error: SQLITE_PATH {path}: a file is in the way of the folder {path.parent}: "
+                             "correct SQLITE_PATH\n")
+    assert (tmp_path / "a-file").read_text() == "not a folder\n"

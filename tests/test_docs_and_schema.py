@@ -28,6 +28,72 @@ def test_every_cli_command_is_documented_in_the_readme(command):
     assert f"home-energy {command}" in (ROOT / "README.md").read_text()
 
 
+def _markdown_table(text: str, header_start: str) -> list[list[str]]:
+    """The rows (cells stripped) of the first table whose header row starts with `header_start`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _help_commands() -> list[str]:
+    """The commands `home-energy --help` lists, read from the program's own output."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "home_energy.cli", "--help"], capture_output=True, text=True,
+                         check=True, timeout=60, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"}).stdout
+    section = out.split("positional arguments:", 1)[1].split("\n\n", 1)[0]
+    return [m.group(1) for m in re.finditer(r"^    (\S+)\s", section, re.M)]
+
+
+def test_the_readme_command_table_lists_exactly_what_home_energy_help_lists():
+    listed = _help_commands()
+    assert "collect" in listed and "sync" in listed  # the parse found the commands
+    rows = _markdown_table((ROOT / "README.md").read_text(), "| command |")
+    in_table = [m.group(1) for row in rows if (m := re.match(r"`home-energy ([a-z][a-z-]*)", row[0]))]
+    assert sorted(in_table) == sorted(listed)
+
+
+def test_every_setting_the_program_reads_is_in_the_deploy_settings_table_with_what_to_restart():
+    from home_energy.config import SETTINGS
+
+    rows = _markdown_table((ROOT / "docs" / "deploy.md").read_text(), "| variable | Pi value / default |")
+    named = {name: row for row in rows for name in re.findall(r"`([A-Z_]+)`", row[0])}
+    assert sorted(SETTINGS - set(named)) == []
+    for name, row in named.items():
+        assert len(row) == 4 and row[3], f"{name}: the table must say what to restart after a change"
+    for name in ("METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS"):
+        assert "meter" in named[name][3]
+
+
+def test_readme_deploy_and_kiosk_docs_say_the_same_about_night_hours():
+    readme = (ROOT / "README.md").read_text()
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    kiosk = (ROOT / "docs" / "kiosk.md").read_text()
+    example = (ROOT / "pi" / "dashboard.env.example").read_text()
+    for name, text in (("README.md", readme), ("docs/deploy.md", deploy), ("docs/kiosk.md", kiosk),
+                       ("pi/dashboard.env.example", example)):
+        flat = " ".join(text.split())
+        assert "dim night theme" in flat, name
+        assert re.search(r"(switches the screen off|display is off)", flat), name
+
+
+def test_the_deploy_guide_fills_in_the_clone_url_once_and_names_the_meter_paths():
+    from home_energy.sources import fronius
+
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "<repository URL>" not in deploy
+    assert 'git clone "$REPO_URL" /opt/home-energy-analysis' in deploy and "\n   REPO_URL=" in deploy
+    for path in (fronius.POWER_FLOW_PATH, fronius.METER_PATH, "/shelly", "/rpc/EM.GetStatus?id=0"):
+        assert path in deploy
+    assert re.search(r"^curl -s .*GetPowerFlowRealtimeData", deploy, re.M)
+
+
 def test_ci_runs_the_readme_test_command_and_nothing_else():
     lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[-1] == "make test"

@@ -16,6 +16,11 @@ Rules it keeps:
 - Every command and every change of decision is recorded through the store (the one writer), on
   this thread only; `--dry-run` reads the plugs and logs what it would do, and writes and
   switches nothing.
+- With MQTT_URL set, Home Assistant's switch commands (`commands`, a thread of its own) wait in a
+  bounded queue and are carried out on this thread between rounds, as a person's override: the
+  plug is switched, the command and the override recorded, and the rule holds off as for a
+  switch by hand. They count towards `max_switches_per_hour` like every command this program
+  sends; `--dry-run` logs them and switches nothing.
 - One controller per cache (`<cache>.plugs.lock`): a second one exits 75 rather than fight the
   first over the same plugs.
 """
@@ -25,6 +30,7 @@ import fcntl
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -36,7 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import queries
-from ..clock import now_utc
+from ..clock import monotonic, now_utc
 from ..config import Config
 from ..db import connect_reader
 from ..errors import CacheBusyError, HomeEnergyError
@@ -44,6 +50,7 @@ from ..fetch import Limits, aborted
 from ..store import open_writer
 from ..store import plug_writes as writes
 from .base import PLUG_LIMITS, Plug, make_plug
+from .commands import COMMAND_MAX_AGE_S, LISTENER_STOP_S, Command, start_listener
 from .decide import Decision, Market, Memory, Plan, current_block, decide, hhmm, on_off, stale_reason
 from .rules import PlugConfig
 
@@ -52,6 +59,7 @@ log = logging.getLogger(__name__)
 SECONDS_PAST_MINUTE = 5  # Amber intervals start on the minute; the new row is in the cache already
 RETRY_BASE_S = 60
 RETRY_MAX_S = 15 * 60
+COMMAND_POLL_S = 0.5  # between rounds, how often `stop` is looked at while waiting for a command
 MAX_WORKERS = 8  # plug exchanges in flight at once; each is bounded by the door's deadline
 
 
@@ -63,7 +71,7 @@ class Outcome:
     state: bool | None  # as read (after a command: as the plug reported it)
     decision: Decision | None  # None when the plug could not be read
     command: bool | None  # the state commanded (or, dry-run, that would have been)
-    result: str  # idle | ok | failed | dry-run | unreadable | skipped | stopped
+    result: str  # idle | ok | failed | dry-run | unreadable | skipped | stopped | held | late
     error: str | None = None
 
 
@@ -92,6 +100,7 @@ class Controller:
         self.rows: dict[str, writes.PlugRow | None] = {}
         self.lock_fd: int | None = None
         self.logged: dict[str, tuple[str | None, str | None, str | None] | None] = {}
+        self.budget_warned: set[str] = set()  # plugs whose refused commands were logged (until one goes through)
         self.conn: sqlite3.Connection
         if dry_run:
             # A dry run writes nothing, not even a migration: it can run beside the real controller.
@@ -271,10 +280,77 @@ class Controller:
         if not self.dry_run:
             writes.save_plug(self.conn, row, log_rows)
 
+    # -- Home Assistant's commands --------------------------------------------------------------
+
+    def apply_command(self, command: Command, now: datetime | None = None) -> Outcome:
+        """Carry out a switch command from Home Assistant as a person's override: read the plug,
+        switch it (within the switch budget), record both, and hold the rule off as `decide` holds
+        it for a switch by hand (until its next change, or `override_hours`)."""
+        now = now or now_utc()
+        t = int(now.timestamp())
+        plug = next((p for p in self.plugs if p.key == command.plug), None)
+        if plug is None:  # the listener admits only configured plugs; kept for a direct call
+            raise HomeEnergyError(f"no plug {command.plug!r} in PLUGS_FILE")
+        asked = on_off(command.on)
+        if monotonic() - command.received > COMMAND_MAX_AGE_S:
+            log.warning("plug %s: Home Assistant's command %s came %.0f s ago; not carried out", plug.name, asked,
+                        monotonic() - command.received)
+            return Outcome(plug.key, None, None, command.on, "late")
+        driver = self.drivers[plug.key]
+        try:
+            state = self.pool.submit(driver.read).result()  # bounded by the door's deadline
+        except Exception as exc:  # noqa: BLE001 - as in a round: the plug's failure, recorded
+            if aborted():
+                return Outcome(plug.key, None, None, command.on, "stopped", str(exc))
+            log.warning("plug %s: Home Assistant asked %s, but the plug is not answering", plug.name, asked)
+            return self._unreadable(plug, t, _one_line(plug, exc))
+        row = self.rows.get(plug.key)
+        memory = self._memory(plug, row, t)
+        result = "idle"
+        if state != command.on:
+            if self.dry_run:
+                log.info("dry run: would switch %s %s (asked by Home Assistant)", plug.name, asked)
+                return Outcome(plug.key, state, None, command.on, "dry-run")
+            if memory.switches_last_hour >= plug.max_switches_per_hour:
+                if plug.key in self.budget_warned:  # a flood of commands: one line, not one each
+                    return Outcome(plug.key, state, None, command.on, "held")
+                self.budget_warned.add(plug.key)
+                log.warning("plug %s: Home Assistant asked %s; not switched: %d switches in the last hour (at most "
+                            "%d)", plug.name, asked, memory.switches_last_hour, plug.max_switches_per_hour)
+                return Outcome(plug.key, state, None, command.on, "held")
+            log_id = writes.start_command(self.conn, plug.key, t, plug.rule.label(), None, asked,
+                                          "asked by Home Assistant")
+            try:
+                state = self.pool.submit(driver.switch, command.on).result()
+            except Exception as exc:  # noqa: BLE001 - as in a round: the plug's failure, recorded
+                error = _one_line(plug, exc)
+                writes.finish_command(self.conn, log_id, "failed", error)
+                if aborted():
+                    return Outcome(plug.key, None, None, command.on, "stopped", error)
+                log.warning("plug %s: Home Assistant asked %s; the command failed: %s", plug.name, asked, error)
+                return self._unreadable(plug, t, error)
+            self.budget_warned.discard(plug.key)
+            result = "ok" if state == command.on else "failed"
+            writes.finish_command(self.conn, log_id, result, None if result == "ok" else
+                                  f"asked {asked}, the plug reports {on_off(state)}")
+            log.info("%s switched %s (asked by Home Assistant)", plug.name, on_off(state))
+        elif self.dry_run:
+            return Outcome(plug.key, state, None, command.on, "idle")
+        # A fresh override whatever was held before: `decide` sees a state this program did not set.
+        market = self.market(now)
+        found = decide(plug, market, replace(memory, expected=not state, override_until=None), state, self.tz)
+        until = found.override_until if found.override_until is not None else t
+        decision = replace(found, why=f"manual: switched {on_off(state)} from Home Assistant; automatic again at "
+                                      f"{hhmm(until, self.tz)}")
+        changed = t if row is None or _bool(row.state) != state else row.changed_at
+        self._save(plug, t, state, decision, changed, state, None)
+        return Outcome(plug.key, state, decision, command.on, result)
+
     # -- the schedule ---------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Decide a few seconds past every minute until `stop` is set."""
+    def run(self, stop: threading.Event, commands: queue.Queue[Command] | None = None) -> None:
+        """Decide a few seconds past every minute until `stop` is set; between rounds, carry out
+        Home Assistant's commands as they arrive."""
         while not stop.is_set():
             try:
                 for outcome in self.decide_once():
@@ -285,7 +361,25 @@ class Controller:
             except Exception:  # noqa: BLE001 - the controller outlives any one bad minute
                 log.exception("plug decisions failed unexpectedly")
             now = now_utc()
-            stop.wait(60 - now.second - now.microsecond / 1e6 + SECONDS_PAST_MINUTE)
+            self._between_rounds(stop, 60 - now.second - now.microsecond / 1e6 + SECONDS_PAST_MINUTE, commands)
+
+    def _between_rounds(self, stop: threading.Event, wait_s: float, commands: queue.Queue[Command] | None) -> None:
+        if commands is None:
+            stop.wait(wait_s)
+            return
+        deadline = monotonic() + wait_s
+        while not stop.is_set() and (left := deadline - monotonic()) > 0:
+            try:
+                first = commands.get(timeout=min(left, COMMAND_POLL_S))
+            except queue.Empty:
+                continue
+            for command in _latest_per_plug(first, commands):
+                try:
+                    self.apply_command(command)
+                except HomeEnergyError as exc:
+                    log.warning("plug command from Home Assistant not carried out: %s", exc)
+                except Exception:  # noqa: BLE001 - the controller outlives any one bad command
+                    log.exception("plug command from Home Assistant failed unexpectedly")
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -295,6 +389,25 @@ class Controller:
         if self.lock_fd is not None:
             os.close(self.lock_fd)  # releases the one-controller lock
             self.lock_fd = None
+
+
+def _latest_per_plug(first: Command, commands: queue.Queue[Command]) -> list[Command]:
+    """`first` and whatever else is waiting, keeping each plug's last command only: a burst of
+    taps (or a flood) costs one exchange per plug, never one per message."""
+    latest = {first.plug: first}
+    while True:
+        try:
+            command = commands.get_nowait()
+        except queue.Empty:
+            return list(latest.values())
+        latest.pop(command.plug, None)
+        latest[command.plug] = command
+
+
+def _one_line(plug: PlugConfig, exc: BaseException) -> str:
+    """A driver failure as the round words it: the door's own line, or its kind only."""
+    return str(exc) if isinstance(exc, HomeEnergyError) else \
+        f"the {plug.name} plug's exchange failed unexpectedly ({type(exc).__name__})"
 
 
 def _one_controller(cache: Path) -> int:
@@ -316,12 +429,17 @@ def _one_controller(cache: Path) -> int:
 
 
 def load_configured_plugs(config: Config) -> list[PlugConfig] | None:
-    """The plugs in PLUGS_FILE (ConfigError, exit 78, on any mistake), or None when it is unset."""
+    """The plugs in PLUGS_FILE (ConfigError, exit 78, on any mistake), or None when it is unset.
+    Their passwords are scrubbed from the process's log records from here on (`redact.install`)."""
     if config.plugs_file is None:
         return None
+    from .. import redact
     from .rules import load_plugs
 
-    return load_plugs(config.plugs_file)
+    plugs = load_plugs(config.plugs_file)
+    # The file's passwords join the configuration's secrets: removed by value from every log line.
+    redact.install(config, [plug.password.reveal() for plug in plugs if plug.password is not None])
+    return plugs
 
 
 def start_controller(config: Config) -> Callable[[], None] | None:
@@ -341,9 +459,12 @@ def start_controller(config: Config) -> Callable[[], None] | None:
         except HomeEnergyError as exc:
             log.error("plug controller not started: %s", exc)
             return
+        listening = start_listener(config, [plug.key for plug in plugs])
         try:
-            controller.run(stop)
+            controller.run(stop, listening[0] if listening else None)
         finally:
+            if listening:
+                listening[1]()
             controller.close()
 
     thread = threading.Thread(target=_run, name="plug-controller", daemon=True)
@@ -352,7 +473,7 @@ def start_controller(config: Config) -> Callable[[], None] | None:
 
     def _stop() -> None:
         stop.set()
-        thread.join(timeout=PLUG_LIMITS.deadline_s * 2 + 1)
+        thread.join(timeout=PLUG_LIMITS.deadline_s * 2 + 1 + COMMAND_POLL_S + LISTENER_STOP_S)
 
     return _stop
 
@@ -369,8 +490,11 @@ def control_until_signalled(config: Config, dry_run: bool) -> int:
     stop_on_signals(then=lambda _signum: stop.set())
     controller = Controller(config, plugs, dry_run=dry_run)
     log.info("controlling %d plug(s) from %s%s", len(plugs), config.plugs_file, " (dry run)" if dry_run else "")
+    listening = start_listener(config, [plug.key for plug in plugs], dry_run=dry_run)
     try:
-        controller.run(stop)
+        controller.run(stop, listening[0] if listening else None)
     finally:
+        if listening:
+            listening[1]()
         controller.close()
     return 0

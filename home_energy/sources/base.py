@@ -1,4 +1,4 @@
-"""What every source shares: the Reading record, the three failures, and a JSON-over-HTTP client.
+"""What every source shares: the Reading record, the three failures, and JSON over the door.
 
 Rules it keeps:
 - One request in flight at a time, each with a short timeout: meters are small devices that
@@ -7,26 +7,25 @@ Rules it keeps:
   portal) is never parsed as data.
 - Numbers are checked at the boundary: null stays None, booleans and strings are rejected,
   values outside what a household connection can carry are rejected.
-- Errors are one line and never contain a password.
+- Errors are one line and never contain a password. Every exchange goes through the door
+  (`home_energy.fetch`), which bounds its time, size and JSON cost.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
-import json
 import math
-import re
-import secrets
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-from ..config import Secret
+from ..digest import DigestAuth
 from ..errors import UpstreamAuthError, UpstreamDataError, UpstreamError
+from ..fetch import Answer, Client, Faults, Limits, now, redact_url
 from ..models import Reading
 
 READ_TIMEOUT_S = 4.0  # Fronius asks for 4 s between realtime calls; a slower answer is a fault
+POLL_BUDGET_S = 8.0  # every exchange of one poll together (a Shelly EM1 poll makes six)
 MAX_POWER_W = 200_000.0  # far above any household connection: beyond this the value is garbage
 MAX_BODY_BYTES = 256 * 1024  # the largest documented status is a few KB
+MAX_JSON_DEPTH = 16  # the deepest documented answer (Fronius meter data) nests 5 levels
+MAX_JSON_VALUES = 20_000  # the largest documented answer holds a few hundred
 
 
 class MeterUnavailableError(UpstreamError):
@@ -39,6 +38,9 @@ class MeterDataError(UpstreamDataError):
 
 class MeterConfigError(UpstreamAuthError):
     """The address or password is wrong, or the device is not a supported meter."""
+
+
+METER_FAULTS = Faults(unavailable=MeterUnavailableError, data=MeterDataError)
 
 
 class Source(Protocol):
@@ -54,7 +56,11 @@ def number(value: Any, where: str, *, low: float = -MAX_POWER_W, high: float = M
     """A JSON number as float, None for null; anything else is a data error naming the field."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
         raise MeterDataError(f"{where} is not a number: {str(value)[:40]!r}")
     if not low <= value <= high:
         raise MeterDataError(f"{where} is out of range: {value}")
@@ -67,147 +73,71 @@ def obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-class DigestAuth:
-    """HTTP Digest (RFC 7616: SHA-256 or MD5, qop=auth) that keeps the server's nonce and counts
-    `nc` up, so a device that lets a nonce be reused (Shelly fw 2.x) is not challenged per poll."""
-
-    def __init__(self, user: str, password: Secret) -> None:
-        self.user = user
-        self.password = password
-        self.challenge: dict[str, str] | None = None
-        self.count = 0
-
-    def learn(self, header: str) -> bool:
-        """Take a `WWW-Authenticate: Digest …` challenge; False if it is not one we can answer."""
-        if not header.lower().startswith("digest "):
-            return False
-        fields = {m[0].lower(): m[1] or m[2] for m in _PARAM.findall(header[len("digest "):])}
-        if "nonce" not in fields or fields.get("algorithm", "MD5").upper() not in _DIGESTS:
-            return False
-        self.challenge = fields
-        self.count = 0
-        return True
-
-    def header(self, method: str, uri: str) -> str | None:
-        if self.challenge is None:
-            return None
-        c = self.challenge
-        algorithm = c.get("algorithm", "MD5").upper()
-
-        def digest(text: str) -> str:
-            return hashlib.new(_DIGESTS[algorithm], text.encode()).hexdigest()
-
-        self.count += 1
-        nc, cnonce = f"{self.count:08x}", secrets.token_hex(8)
-        ha1 = digest(f"{self.user}:{c.get('realm', '')}:{self.password.reveal()}")
-        ha2 = digest(f"{method}:{uri}")
-        if "auth" in c.get("qop", "").split(","):
-            response = digest(f"{ha1}:{c['nonce']}:{nc}:{cnonce}:auth:{ha2}")
-            tail = f', qop=auth, nc={nc}, cnonce="{cnonce}"'
-        else:
-            response, tail = digest(f"{ha1}:{c['nonce']}:{ha2}"), ""
-        opaque = f', opaque="{c["opaque"]}"' if "opaque" in c else ""
-        return (f'Digest username="{self.user}", realm="{c.get("realm", "")}", nonce="{c["nonce"]}", uri="{uri}", '
-                f'algorithm={algorithm}, response="{response}"{tail}{opaque}')
-
-
-_DIGESTS = {"MD5": "md5", "SHA-256": "sha256"}
-_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
+def meter_limits() -> Limits:
+    """What one exchange with a meter may cost (read at call time, so a test can shorten it)."""
+    return Limits(deadline_s=READ_TIMEOUT_S, connect_s=READ_TIMEOUT_S, read_s=READ_TIMEOUT_S,
+                  max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH, max_values=MAX_JSON_VALUES)
 
 
 class JsonHttp:
-    """GET JSON from one device over one kept-alive connection, with a timeout and no retries.
+    """JSON from one device through the door (`fetch`): one kept-alive connection, no retries.
 
     No retry policy on purpose: the next poll is the retry, and a device that is failing should
-    see fewer requests, not more. (The one exception: a kept-alive connection the device closed
-    while idle is reopened once.) The standard library's http.client, not requests: the
-    collector runs all day on a Pi, and requests with its dependencies doubles its memory.
+    see fewer requests, not more. Every exchange is bounded by the door (deadline, size, JSON
+    cost) and a whole poll by POLL_BUDGET_S, started by `begin_poll()`. The standard library's
+    http.client underneath, not requests: the collector runs all day on a Pi.
     """
 
     def __init__(self, base_url: str, label: str, auth: DigestAuth | None = None) -> None:
-        parts = urlsplit(base_url.rstrip("/"))
-        self.base_url = base_url.rstrip("/")
+        self.base_url = redact_url(base_url.rstrip("/"))
         self.label = label
-        self.auth = auth
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or ""
-        self.port = parts.port
-        self.prefix = parts.path
-        self.conn: http.client.HTTPConnection | None = None
+        self.client = Client(base_url, label=label, faults=METER_FAULTS, digest=auth)
+        self.poll_deadline: float | None = None
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self.conn is None:
-            kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            self.conn = kind(self.host, self.port, timeout=READ_TIMEOUT_S)
-        return self.conn
+    def begin_poll(self) -> None:
+        """Start a poll's budget: every exchange until the next `begin_poll` ends by then."""
+        self.poll_deadline = now() + POLL_BUDGET_S
 
-    def _send(self, uri: str) -> tuple[int, dict[str, str], bytes]:
-        for attempt in (1, 2):
-            reused = self.conn is not None and self.conn.sock is not None
-            conn = self._connection()
-            conn.timeout = READ_TIMEOUT_S
-            headers = {"Accept": "application/json"}
-            authorization = self.auth.header("GET", uri) if self.auth else None
-            if authorization:
-                headers["Authorization"] = authorization
-            try:
-                conn.request("GET", uri, headers=headers)
-                response = conn.getresponse()
-                body = response.read(MAX_BODY_BYTES + 1)
-                if len(body) > MAX_BODY_BYTES:
-                    self.close()
-                else:
-                    response.read()
-                return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self.close()
-                if reused and attempt == 1:
-                    continue  # the device closed an idle kept-alive connection: open a new one once
-                raise MeterUnavailableError(f"{self.label} at {self.base_url} closed the connection") from exc
-            except TimeoutError as exc:
-                self.close()
-                raise MeterUnavailableError(f"{self.label} at {self.base_url} did not answer within "
-                                            f"{READ_TIMEOUT_S:.0f} s") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise MeterUnavailableError(f"{self.label} at {self.base_url} cannot be reached "
-                                            "(is it on and is METER_URL right?)") from exc
-        raise AssertionError("unreachable")
+    def answer(self, path: str) -> Answer:
+        """The device's answer to GET `path`, any status (a 3xx and every network fault raise)."""
+        return self.client.request("GET", path, limits=meter_limits(), deadline=self.poll_deadline)
 
-    def get(self, path: str) -> tuple[int, Any]:
-        """(status, parsed JSON body) for any status; raises on network faults and non-JSON."""
-        uri = self.prefix + path
-        status, headers, body = self._send(uri)
-        if status == 401 and self.auth is not None and self.auth.learn(headers.get("www-authenticate", "")):
-            status, headers, body = self._send(uri)  # answer the (new) challenge once
-        if status == 401:
-            raise MeterConfigError(f"{self.label} asks for a password or refused it: check METER_PASSWORD")
-        if status == 429:
-            raise MeterUnavailableError(f"{self.label} answered 429 Too Many Requests: backing off")
-        if status >= 500:
-            raise MeterUnavailableError(f"{self.label} answered HTTP {status}")
-        if len(body) > MAX_BODY_BYTES:
-            raise MeterDataError(f"{self.label} answered more than {MAX_BODY_BYTES // 1024} KB at {path}")
+    def get(self, path: str) -> Any:
+        """The JSON of a 2xx answer; any other status is a one-line error of the right kind."""
+        answer = self.answer(path)
+        if not answer.ok:
+            raise status_error(answer, self.label, path)
         try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            kind = "HTML" if body.lstrip()[:1] == b"<" else "something that is not JSON"
-            raise _not_json(self.label, status, path, kind, body) from exc
-        return status, parsed
+            return answer.json()
+        except MeterDataError as exc:
+            if _solar_api_off(answer.body):
+                raise _solar_api_off_error(self.label) from exc
+            raise
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self.client.close()
 
 
-def _not_json(label: str, status: int, path: str, kind: str, body: bytes) -> Exception:
-    text = body.decode("utf-8", "replace").lower()
-    if "disabled by customer config" in text.replace("solarapi", "solar api"):
-        return MeterConfigError(f"{label}'s Solar API is switched off: enable it in the inverter's web page "
-                                "under Communication → Solar API")
+def _solar_api_off(body: bytes) -> bool:
+    text = body[:4096].decode("utf-8", "replace").lower()
+    return "disabled by customer config" in text.replace("solarapi", "solar api")
+
+
+def _solar_api_off_error(label: str) -> MeterConfigError:
+    return MeterConfigError(f"{label}'s Solar API is switched off: enable it in the inverter's web page "
+                            "under Communication → Solar API")
+
+
+def status_error(answer: Answer, label: str, path: str) -> Exception:
+    """The error a non-2xx answer stands for: a person must act (401, 404) or try again later."""
+    status = answer.status
+    if _solar_api_off(answer.body):
+        return _solar_api_off_error(label)
+    if status == 401:
+        return MeterConfigError(f"{label} asks for a password or refused it: check METER_PASSWORD")
     if status == 404:
-        return MeterConfigError(f"{label} answered 404 ({kind}) at {path}: is METER_URL the device's address?")
-    if status >= 400:
-        return MeterUnavailableError(f"{label} answered HTTP {status} ({kind}) at {path}")
-    return MeterDataError(f"{label} answered {kind} at {path}, not JSON")
+        return MeterConfigError(f"{label} answered 404 at {path}: is METER_URL the device's address?")
+    if status == 429:
+        return MeterUnavailableError(f"{label} answered 429 Too Many Requests: backing off")
+    reason = answer.reason()
+    return MeterUnavailableError(f"{label} answered HTTP {status} at {path}" + (f" ({reason})" if reason else ""))

@@ -43,7 +43,8 @@ class FroniusSource:
 
     def fetch(self) -> Reading:
         at = now_utc()
-        _status, body = self.http.get(POWER_FLOW_PATH)
+        self.http.begin_poll()
+        body = self.http.get(POWER_FLOW_PATH)
         values = parse_power_flow(body)
         counters: tuple[float, float] | None = None
         if monotonic() >= self._counters_due:
@@ -57,7 +58,7 @@ class FroniusSource:
     def _counters(self) -> tuple[float, float] | None:
         """The grid meter's counters, or None: a missing or failing meter endpoint is not a fault."""
         try:
-            _status, body = self.http.get(METER_PATH)
+            body = self.http.get(METER_PATH)
             counters = parse_meter_counters(body)
         except (MeterUnavailableError, MeterDataError) as exc:
             log.debug("no energy counters this time: %s", exc)

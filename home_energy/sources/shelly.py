@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import now_utc
-from .base import DigestAuth, JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj
+from ..digest import DigestAuth
+from .base import JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj, status_error
 
 SHELLY_USER = "admin"  # fixed by Shelly for Gen2+ digest auth
 MAX_COUNTER_WH = 1e12
@@ -44,6 +45,7 @@ class ShellySource:
 
     def fetch(self) -> Reading:
         at = now_utc()
+        self.http.begin_poll()
         if not self._probed:
             self._probe()
         if self.channels is None:
@@ -61,9 +63,12 @@ class ShellySource:
                        battery_soc_percent=None, load_w=None, import_wh=counters[0], export_wh=counters[1])
 
     def _probe(self) -> None:
-        status, info = self.http.get("/shelly")
-        if status != 200 or not isinstance(info, dict):
-            raise MeterConfigError(f"the Shelly meter answered HTTP {status} at /shelly: is METER_URL right?")
+        answer = self.http.answer("/shelly")
+        if answer.status != 200:
+            raise MeterConfigError(f"the Shelly meter answered HTTP {answer.status} at /shelly: is METER_URL right?")
+        info = answer.json()
+        if not isinstance(info, dict):
+            raise MeterConfigError("the Shelly meter's /shelly answer is not an object: is METER_URL right?")
         gen = info.get("gen")
         if not isinstance(gen, int) or gen < 2:
             raise MeterConfigError("this Shelly is a Gen1 device (or not a Shelly): only Gen2+ meters are supported")
@@ -74,18 +79,19 @@ class ShellySource:
             self.channels = (0, 1, 2)
         elif profile != "triphase":
             # Pro EM / EM Gen3 have no EM component: try it, fall back to EM1 channel 0.
-            status, _body = self.http.get("/rpc/EM.GetStatus?id=0")
-            if status in (400, 404):
+            if self.http.answer("/rpc/EM.GetStatus?id=0").status in (400, 404):
                 self.channels = (0,)
         self._probed = True
 
     def _rpc(self, call: str) -> Any:
-        status, body = self.http.get(f"/rpc/{call}")
-        if status != 200:
-            message = str(body.get("message", ""))[:80] if isinstance(body, dict) else ""
-            raise MeterUnavailableError(f"the Shelly meter answered HTTP {status} to {call.split('?')[0]}"
+        answer = self.http.answer(f"/rpc/{call}")
+        if answer.status == 401:
+            raise status_error(answer, "the Shelly meter", call)
+        if answer.status != 200:
+            message = answer.reason()
+            raise MeterUnavailableError(f"the Shelly meter answered HTTP {answer.status} to {call.split('?')[0]}"
                                         + (f" ({message})" if message else ""))
-        return body
+        return answer.json()
 
     def close(self) -> None:
         self.http.close()

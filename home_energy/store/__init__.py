@@ -16,6 +16,7 @@ from .cache import (
     INTEGRITY_EVERY_S,
     INTERRUPTED,
     LOCK_WAIT_S,
+    collector_lock,
     init_cache,
     migrate,
     move_aside,
@@ -40,13 +41,21 @@ from .meter_writes import (
 )
 from .migrations import MIGRATIONS, SCHEMA_VERSION, TABLES
 from .sync_writes import (
+    PRICE_SLACK_AFTER_S,
+    PRICE_SLACK_BEFORE_S,
     SYNC_RUNS_KEPT_DAYS,
+    Asked,
     RunRecord,
     SyncWrite,
     cached_sites,
     delete_site,
+    forget_simulated,
     holds_real_data,
+    judge,
+    judge_prices,
+    judge_usage,
     last_outcome,
+    last_result,
     prune,
     record_failure,
     save_prices,
@@ -59,10 +68,11 @@ from .sync_writes import (
 
 __all__ = [
     "ASIDE_KEPT", "COMPACT_AFTER_S", "EVENTS_KEPT_DAYS", "INTEGRITY_EVERY_S", "INTERRUPTED", "LOCK_WAIT_S",
-    "MIGRATIONS", "POWER_FIELDS", "SCHEMA_VERSION", "SYNC_RUNS_KEPT_DAYS", "TABLES", "CollectorState",
-    "MinuteFold", "RunRecord", "SyncWrite", "cached_sites", "compact_meter", "delete_site", "holds_real_data",
-    "init_cache", "last_outcome", "load_state", "migrate", "move_aside", "open_cache", "open_minute",
-    "open_writer", "prune", "prune_meter", "record_failure", "record_fault", "save_prices", "save_reading",
-    "save_sites", "save_usage", "set_meta", "start_run", "transaction", "write_history", "write_sync",
-    "writer_lock",
+    "MIGRATIONS", "POWER_FIELDS", "PRICE_SLACK_AFTER_S", "PRICE_SLACK_BEFORE_S", "SCHEMA_VERSION",
+    "SYNC_RUNS_KEPT_DAYS", "TABLES", "Asked", "CollectorState", "MinuteFold", "RunRecord", "SyncWrite",
+    "cached_sites", "collector_lock", "compact_meter", "delete_site", "forget_simulated", "holds_real_data",
+    "init_cache", "judge", "judge_prices", "judge_usage", "last_outcome", "last_result", "load_state",
+    "migrate", "move_aside", "open_cache", "open_minute", "open_writer", "prune", "prune_meter",
+    "record_failure", "record_fault", "save_prices", "save_reading", "save_sites", "save_usage", "set_meta",
+    "start_run", "transaction", "write_history", "write_sync", "writer_lock",
 ]

@@ -3,9 +3,10 @@
 Rules it keeps:
 - Whoever writes holds the writer lock (`cache.sqlite.lock`, an advisory flock) for as long as
   it writes: the sync for its whole run, `init-db` and `seed-demo` too; the meter collector while
-  it opens and migrates. Migrations run only under it, inside BEGIN IMMEDIATE, and re-read
-  `user_version` there, so two processes started together can never both apply the same
-  migration; every migration is also safe to run twice.
+  it opens and migrates. The collector also holds a lock of its own (`cache.sqlite.collector.lock`)
+  for its whole life, so there is never more than one per cache. Migrations run only under the
+  writer lock, inside BEGIN IMMEDIATE, and re-read `user_version` there, so two processes started
+  together can never both apply the same migration; every migration is also safe to run twice.
 - Each write is one transaction (`with transaction(conn):`), so a crash leaves the old or the new
   state, never half of one.
 - A file is moved aside only when SQLite itself says it is damaged (SQLITE_CORRUPT,
@@ -29,6 +30,7 @@ from ..clock import now_utc
 from ..errors import (
     CacheBusyError,
     CacheCorruptError,
+    CacheFolderMissingError,
     CacheSchemaError,
     CacheTooNewError,
     HomeEnergyError,
@@ -48,8 +50,8 @@ INTERRUPTED = "the previous sync stopped before it finished (killed, or the powe
 def writer_lock(path: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold the cache's writer lock; after `wait_s` of waiting, CacheBusyError (exit 75)."""
     lock = path.with_name(path.name + ".lock")
+    make_folder(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
     except OSError as exc:
         raise db.cache_error(exc, path) from exc
@@ -64,6 +66,34 @@ def writer_lock(path: Path, wait_s: float | None = None) -> Iterator[None]:
                     raise CacheBusyError(f"another writer is still using {path} (lock {lock.name}): "
                                          "try again later") from None
                 time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextmanager
+def collector_lock(path: Path) -> Iterator[None]:
+    """Hold the cache's collector lock (`cache.sqlite.collector.lock`) for a collector's lifetime.
+
+    One collector per cache: two would each count the same energy (a 2x double count). A second
+    one gets CacheBusyError (exit 75) at once, naming the process that holds the lock.
+    """
+    lock = path.with_name(path.name + ".collector.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise db.cache_error(exc, path) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise CacheBusyError(f"another collector ({who}) is already polling the meter into {path} "
+                                 f"(lock {lock.name}): stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -100,11 +130,27 @@ def _open_checked(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def make_folder(path: Path) -> None:
+    """Create the cache's folder, but only inside one that exists: a missing parent is far more
+    often a mistyped SQLITE_PATH than a wish for a new tree; so is a file where a folder should
+    be (one line, exit 78)."""
+    folder = path.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if folder.is_dir():
+            return
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError as exc:
+        raise CacheFolderMissingError(f"SQLITE_PATH {path}: the folder {folder.parent} does not exist: "
+                                      "create it, or correct SQLITE_PATH") from exc
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise CacheFolderMissingError(f"SQLITE_PATH {path}: a file is in the way of the folder {folder}: "
+                                      "correct SQLITE_PATH") from exc
     except OSError as exc:
         raise db.cache_error(exc, path) from exc
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    make_folder(path)
     conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, timeout=db.BUSY_TIMEOUT_MS / 1000)

@@ -179,7 +179,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS plug_log_plug_at ON plug_log (plug, at);",
         "CREATE INDEX IF NOT EXISTS plug_log_at ON plug_log (at);",
     ),
+    # 5: the reason a run failed, as a code taken from the error's class (errors.py `problem`), so
+    # health never reads it from the wording. A table beside sync_runs rather than a column: ALTER
+    # TABLE … ADD COLUMN cannot say IF NOT EXISTS, and every statement here is safe to run twice.
+    # Runs from before it have no row, and are read by their outcome alone.
+    (
+        """CREATE TABLE IF NOT EXISTS sync_run_problems (
+            run_id INTEGER PRIMARY KEY,      -- sync_runs.id of a failed (or partial) run
+            problem TEXT NOT NULL            -- calc.RUN_PROBLEMS: token_refused, rate_limited, …
+        );""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES = ("sites", "prices", "usage", "daily_usage", "sync_runs", "meta",
+TABLES = ("sites", "prices", "usage", "daily_usage", "sync_runs", "sync_run_problems", "meta",
           "meter_latest", "meter_minutes", "meter_hours", "meter_state", "meter_events", "plug_state", "plug_log")

@@ -193,7 +193,7 @@ def empty_cache(version: str) -> dict[str, object]:
     return {
         "/api/health": {
             "status": "unknown", "problem": "first_sync_pending", "source": "cache", "mode": "amber",
-            "cache_age_seconds": None,
+            "prices_source": None, "cache_age_seconds": None,
             "price_age_seconds": None, "usage_age_seconds": None, "last_sync": None, "prices_cached_at": None,
             "version": version,
         },

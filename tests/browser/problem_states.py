@@ -48,7 +48,8 @@ STATES = {
                              r"Amber's reply could not be read; showing the last known"),
     "cache_unreadable": Expected("cache_unreadable", r"The Pi cannot read its saved prices",
                                  r"Restart the Pi; if this stays, reinstall", break_cache=True),
-    "first_sync_pending": Expected("first_sync_pending", r"Waiting for the first prices",
+    # The server here has a token (no run has recorded a mode yet), so it waits for Amber's.
+    "first_sync_pending": Expected("first_sync_pending", r"Waiting for Amber's first prices",
                                    r"If this lasts 10 minutes, check the Pi's internet"),
 }
 

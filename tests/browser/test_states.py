@@ -350,8 +350,9 @@ def test_empty_cache_shows_placeholders_and_says_it_is_waiting(fake_page):
     assert text(page, "#price-value") == "—"
     assert text(page, "#price-descriptor") == "No price for now: see the notice"
     assert page.locator("#notice").is_visible()
-    assert text(page, "#notice-text") == "Waiting for the first prices"
+    assert text(page, "#notice-text") == "Waiting for Amber's first prices"  # a token is set (mode amber)
     assert text(page, "#notice-detail") == "If this lasts 10 minutes, check the Pi's internet"
+    assert page.locator("#demo-mark").is_hidden()
     assert text(page, "#cheapest-times") == "—"
     assert text(page, "#yesterday-value") == "—"
     assert page.locator("#feedin-stat").is_hidden()
@@ -435,6 +436,16 @@ def test_forecasts_are_drawn_at_ambers_prediction_with_its_band(fake_page):
     # The band spans low..high on the price scale: taller than nothing, around the bar's top.
     assert float(band.get_attribute("y")) < float(bar.get_attribute("y")) < float(band.get_attribute("y")) + float(
         band.get_attribute("height"))
+    # A legend names the whiskers, inside the chart, clear of "now" and of every other label.
+    legend = page.locator("#chart .legend")
+    assert legend.locator(".legend-label").text_content() == "Amber's low–high"
+    box = legend.bounding_box()
+    chart = page.locator("#chart").bounding_box()
+    assert chart["x"] <= box["x"] and box["x"] + box["width"] <= chart["x"] + chart["width"] + 0.5
+    for other in page.locator("#chart .now-label, #chart .peak-label, #chart .axis-label").all():
+        o = other.bounding_box()
+        assert box["x"] + box["width"] <= o["x"] or o["x"] + o["width"] <= box["x"] or (
+            box["y"] + box["height"] <= o["y"] or o["y"] + o["height"] <= box["y"]), other.text_content()
     # The current interval keeps its settled-rate perKwh.
     current = api.bodies["/api/current"]["channels"]["general"]
     assert float(page.locator(f'#chart rect.bar[data-start="{current["start"]}"]').get_attribute(
@@ -448,6 +459,7 @@ def test_the_aemo_setting_draws_per_kwh_without_a_band(fake_page):
     bar = page.locator(f'#chart rect.bar[data-start="{forecast["start"]}"]')
     assert float(bar.get_attribute("data-price")) == forecast["per_kwh"]
     assert page.locator("#chart rect.band").count() == 0
+    assert page.locator("#chart .legend").count() == 0
 
 
 @pytest.mark.parametrize("advanced", [False, True])

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk"
 LABWC = KIOSK / "labwc-autostart"
 DESKTOP = KIOSK / "home-energy-kiosk.desktop"
-COMMAND = "@VENV@/bin/home-energy-kiosk"
+COMMAND = "@VENV@/bin/home-energy-kiosk --env-file @ENV_FILE@"  # the dashboard's own env file: its HOST and PORT
 
 
 def test_the_installer_patterns_find_exactly_these_files():
@@ -26,7 +26,7 @@ def test_the_installer_patterns_find_exactly_these_files():
 
 def test_the_command_the_files_run_is_the_installed_console_script():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
-    assert scripts[Path(COMMAND).name] == "kiosk.launcher:main"
+    assert scripts[Path(COMMAND.split()[0]).name] == "kiosk.launcher:main"
 
 
 def test_labwc_autostart_is_one_lwrespawn_line_in_the_background():
@@ -36,7 +36,8 @@ def test_labwc_autostart_is_one_lwrespawn_line_in_the_background():
 
 def test_labwc_autostart_is_clean_sh_once_the_placeholder_is_filled(tmp_path):
     filled = tmp_path / "autostart"
-    filled.write_text(LABWC.read_text(encoding="utf-8").replace("@VENV@", "/opt/home-energy/.venv"), encoding="utf-8")
+    filled.write_text(LABWC.read_text(encoding="utf-8").replace("@VENV@", "/opt/home-energy/.venv").replace(
+        "@ENV_FILE@", "/etc/home-energy-analysis/dashboard.env"), encoding="utf-8")
     assert subprocess.run(["sh", "-n", str(filled)], capture_output=True, check=False).returncode == 0
     checked = subprocess.run(["shellcheck", "--shell=sh", str(filled)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout
@@ -66,7 +67,7 @@ def test_desktop_exec_runs_the_launcher_again_after_it_exits(tmp_path):
     fake.write_text(f"#!/bin/sh\necho run >> {runs}\nexit 75\n", encoding="utf-8")
     fake.chmod(0o755)
     # Desktop Exec quoting is the shell's double quoting for what this file uses (no $ ` \\).
-    argv = shlex.split(_desktop_entry()["Exec"].replace("@VENV@", str(venv)))
+    argv = shlex.split(_desktop_entry()["Exec"].replace("@VENV@", str(venv)).replace("@ENV_FILE@", "/dev/null"))
     assert argv[:2] == ["sh", "-c"]
     loop = subprocess.Popen([shutil.which("sh") or "/bin/sh", *argv[1:]], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))

@@ -55,8 +55,26 @@ def test_the_env_file_can_come_from_home_energy_env_file(tmp_path):
 
 def test_settings_only_the_server_reads_do_not_stop_the_kiosk(tmp_path):
     env_file = tmp_path / "dashboard.env"
-    env_file.write_text("MONTHLY_BUDGET=lots\nPORT=http\nKIOSK_BROWSER=chromium\n", encoding="utf-8")
+    env_file.write_text("MONTHLY_BUDGET=lots\nRETENTION_DAYS=many\nKIOSK_BROWSER=chromium\n", encoding="utf-8")
     assert load_settings(["--env-file", str(env_file)], {}).browser == "chromium"
+
+
+def test_the_dashboards_address_comes_from_its_host_and_port(tmp_path):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_text("HOST=0.0.0.0\nPORT=8123\n", encoding="utf-8")
+    assert load_settings(["--env-file", str(env_file)], {}).url == "http://127.0.0.1:8123/"
+    assert load_settings(["--env-file", str(env_file)], {"PORT": "9000"}).url == "http://127.0.0.1:9000/"
+    assert load_settings([], {"HOST": "::", "PORT": "8123"}).url == "http://[::1]:8123/"
+    # Another screen's kiosk names the dashboard itself; then PORT is not the kiosk's business.
+    env_file.write_text("PORT=http\nKIOSK_URL=http://kitchen.local:8123\n", encoding="utf-8")
+    assert load_settings(["--env-file", str(env_file)], {}).url == "http://kitchen.local:8123/"
+
+
+def test_a_bad_port_is_named_when_the_kiosk_needs_it(tmp_path):
+    env_file = tmp_path / "dashboard.env"
+    env_file.write_text("PORT=http\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="^PORT must be a whole number"):
+        load_settings(["--env-file", str(env_file)], {})
 
 
 def test_chromium_flags_from_the_environment_and_the_command_line_add_up():

@@ -120,7 +120,7 @@ def test_fronius_source_reads_counters_twice_at_start_then_once_a_minute(fronius
 
 
 @pytest.mark.parametrize(("fault", "error", "message"), [
-    ("timeout", MeterUnavailableError, "did not answer within"),
+    ("timeout", MeterUnavailableError, "did not answer GetPowerFlowRealtimeData.fcgi within"),
     ("html", MeterDataError, "answered HTML"),
     ("404", MeterConfigError, "answered 404"),
     ("500", MeterUnavailableError, "HTTP 500"),
@@ -135,7 +135,7 @@ def test_fronius_faults_are_one_line_errors(fronius, fault, error, message):
 
 
 def test_unreachable_meter_is_unavailable():
-    with pytest.raises(MeterUnavailableError, match="cannot be reached"):
+    with pytest.raises(MeterUnavailableError, match="cannot reach the Fronius inverter at http://127.0.0.1:9: conn"):
         FroniusSource("http://127.0.0.1:9", 10).fetch()
 
 

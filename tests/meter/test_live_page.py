@@ -93,7 +93,12 @@ def test_meter_to_page_end_to_end(playwright, metered):
         assert cents is not None  # the demo cache has a price for now
         shown = f"{abs(cents):.1f}" if abs(cents) < 10 else f"{round(abs(cents))}"
         assert _text(page, "#live-cost") == f"{'Earning' if cents < 0 else 'Costing'} {shown} c/h"
-        assert _text(page, "#live-today") == f"Today so far ${api_today['cost_dollars']:.2f} (est.)"
+        # The collector started just now: unless that is the NEM day's first minutes, the figure
+        # says since when it counts.
+        started = datetime.fromisoformat(api_today["from"].replace("Z", "+00:00"))
+        day_start = datetime.fromisoformat(api_today["date"] + "T00:00:00+10:00")
+        label = "so far" if started == day_start else f"since {started.astimezone(ZoneInfo('Australia/Sydney')):%H:%M}"
+        assert _text(page, "#live-today") == f"Today {label} ${api_today['cost_dollars']:.2f} est."
         assert api_today["import_kwh"] in (0.45, 0.9) and today["estimated"] is True  # one or two steps
 
         # Legible at 800×480 and the price now is exactly as large as without the strip.

@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,7 @@ def test_units_only_installs_just_the_units(tmp_path: Path):
     install(REPO, root, "--units-only")
     installed = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
     assert installed == [
+        "etc/home-energy-analysis/installed.sha256",  # what install.sh wrote, to notice later edits
         "etc/systemd/system/home-energy-control.service",
         "etc/systemd/system/home-energy-dashboard.service",
         "etc/systemd/system/home-energy-meter.service",
@@ -179,6 +181,78 @@ def test_units_only_installs_just_the_units(tmp_path: Path):
         "etc/systemd/system/multi-user.target.wants/home-energy-meter.service",
         "etc/systemd/system/timers.target.wants/home-energy-sync-cache.timer",
     ]
+
+
+def test_an_unknown_option_is_one_line_and_nothing_else(tmp_path: Path):
+    result = subprocess.run([str(REPO / "pi" / "install.sh"), "--bogus"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "install.sh: unknown option: --bogus (./pi/install.sh --help lists the options)\n"
+
+
+def test_an_env_file_anyone_could_write_gets_the_documented_0640(tmp_path: Path):
+    root = tmp_path / "root"
+    env_file = root / ENV_FILE
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("AMBER_TOKEN=psk_the_households_own_token\n")
+    env_file.chmod(0o666)
+    install(REPO, root)
+    assert mode(env_file) == 0o640
+    assert env_file.read_text() == "AMBER_TOKEN=psk_the_households_own_token\n"
+
+
+def test_the_summary_names_the_dashboard_address_from_the_env_file(tmp_path: Path):
+    root = tmp_path / "root"
+    env_file = root / ENV_FILE
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("HOST=0.0.0.0\nPORT=8123\n")
+    result = install(REPO, root)
+    assert "The dashboard: http://127.0.0.1:8123/ " in result.stdout
+    assert "curl -s http://127.0.0.1:8123/api/health" in result.stdout
+    assert "5050" not in result.stdout
+
+
+def test_a_unit_the_household_edited_is_kept_beside_the_new_one_and_named(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    install(REPO, root)
+    unit = root / UNIT_DIR / "home-energy-dashboard.service"
+    installed = unit.read_text()
+    unit.write_text(installed + "# the household's own line\n")
+    result = install(REPO, root)
+    backup = unit.with_name(f"{unit.name}.{date.today().isoformat()}.bak")
+    assert backup.read_text() == installed + "# the household's own line\n"
+    assert unit.read_text() == installed
+    assert "kept your edited copies" in result.stdout and str(backup) in result.stdout
+    # The next run finds what it installed: nothing to keep, nothing changed.
+    again = install(REPO, root)
+    assert "kept your edited copies" not in again.stdout and "nothing changed" in again.stdout
+    assert sorted(p.name for p in unit.parent.glob("*.bak")) == [backup.name]
+
+
+def test_a_unit_install_sh_wrote_itself_is_replaced_without_a_copy(tmp_path: Path):
+    checkout = tmp_path / "checkout"
+    shutil.copytree(PI, checkout / "pi")
+    root = tmp_path / "root"
+    root.mkdir()
+    install(checkout, root)
+    source = checkout / "pi/systemd/home-energy-dashboard.service"
+    source.write_text(source.read_text() + "# a newer release\n")  # an update changed the unit
+    result = install(checkout, root)
+    assert "# a newer release" in (root / UNIT_DIR / "home-energy-dashboard.service").read_text()
+    assert list((root / UNIT_DIR).glob("*.bak")) == [] and "kept your edited copies" not in result.stdout
+
+
+def test_the_kiosk_autostart_reads_the_dashboards_env_file(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    result = install(REPO, root, "--desktop-user", "kitchen")
+    autostart = (root / "home/kitchen/.config/labwc/autostart").read_text()
+    assert (f"/usr/bin/lwrespawn {REPO}/.venv/bin/home-energy-kiosk "
+            "--env-file /etc/home-energy-analysis/dashboard.env &") in autostart
+    desktop = (root / "home/kitchen/.config/autostart/home-energy-kiosk.desktop").read_text()
+    assert "home-energy-kiosk --env-file /etc/home-energy-analysis/dashboard.env;" in desktop
+    assert "skip (--root): usermod -a -G homeenergy kitchen" in result.stdout
 
 
 @pytest.mark.parametrize("line", ["MQTT_URL=mqtt://homeassistant.local:1883", "export MQTT_URL='mqtts://broker'"])

@@ -116,7 +116,8 @@ def test_every_service_has_memory_and_task_limits(name: str):
 def test_only_the_sync_receives_the_amber_token_and_only_the_collector_the_meter_password():
     assert unit_keys(SERVICES[0])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD MQTT_PASSWORD"]
     assert unit_keys(SERVICES[2])["UnsetEnvironment"] == ["AMBER_TOKEN MQTT_PASSWORD"]
-    assert unit_keys(SERVICES[4])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD MQTT_PASSWORD"]
+    # The plug controller takes Home Assistant's switch commands from the broker: it keeps MQTT_PASSWORD.
+    assert unit_keys(SERVICES[4])["UnsetEnvironment"] == ["AMBER_TOKEN METER_PASSWORD"]
     assert "UnsetEnvironment" not in unit_keys(SERVICES[1])
 
 
@@ -209,3 +210,4 @@ def test_the_plug_controller_is_exposed_no_more_than_the_limit_and_kept_off_the_
     assert keys["IPAddressDeny"] == ["any"]
     allowed = keys["IPAddressAllow"][0].split()
     assert "192.168.0.0/16" in allowed and "0.0.0.0/0" not in allowed and "any" not in allowed
+    assert "localhost" in allowed  # a broker on this Pi (Home Assistant's switch commands)

@@ -5,8 +5,10 @@ import fcntl
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -326,3 +328,66 @@ def test_a_rollback_that_was_killed_is_carried_out_by_the_next_run(fake_pi: Fake
     assert not state_file(fake_pi).exists()
     again = fake_pi.update()
     assert again.returncode == 2 and f"origin/main is {broken}, which was rolled back" in again.stdout
+
+
+class SilentOrigin:
+    """A TCP listener that accepts every connection and never says a word: an origin that hangs."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def all_hung_up(self, timeout_s: float) -> bool:
+        """Whether every accepted connection was closed by the client (EOF) within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        for conn in list(self.accepted):
+            while True:
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    if conn.recv(4096) == b"":
+                        break
+                except (TimeoutError, OSError):
+                    return False
+        return True
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_an_origin_that_never_answers_ends_the_update_and_frees_the_lock(fake_pi: FakePi, scheme: str):
+    old = fake_pi.head()
+    origin = SilentOrigin()
+    try:
+        git(fake_pi.checkout, "remote", "set-url", "origin", f"{scheme}://127.0.0.1:{origin.port}/origin.git")
+        fake_pi.env["HOME_ENERGY_UPDATE_FETCH_TIMEOUT_S"] = "3"
+        started = time.monotonic()
+        result = fake_pi.update(timeout=60)
+        elapsed = time.monotonic() - started
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "origin did not answer git fetch within 3s (network?): try again later" in result.stdout
+        assert "nothing was changed" in result.stdout
+        assert "Traceback" not in result.stdout + result.stderr
+        assert origin.accepted, "git never connected: the test did not try a hanging origin"
+        # 3 s, then TERM; KILL 5 s later at the latest; the rest is start-up on a loaded machine.
+        assert elapsed < 30, f"the update took {elapsed:.1f} s"
+        assert origin.all_hung_up(timeout_s=10), "a git process is still connected to the origin"
+        lock = git(fake_pi.checkout, "rev-parse", "--path-format=absolute", "--git-path", "home-energy-update.lock")
+        with open(lock, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while still held
+        assert fake_pi.head() == old
+    finally:
+        origin.close()

@@ -2,6 +2,7 @@
 up the other plugs; passwords never show; a killed controller reads real states on restart."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def two_plugs(bad_url: str, good_url: str, bad_password: str | None = None) -> s
     # Whichever the door's clocks see first: the read timeout or the whole exchange's deadline.
     ("slow", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
     ("silent", ("did not answer Switch.GetStatus within 1 s", "did not finish answering Switch.GetStatus")),
-    ("html", "Switch.GetStatus answer"),
+    ("html", "answered HTML at Switch.GetStatus"),
     ("401", "asks for a password: set `password` in PLUGS_FILE"),
     ("impossible", "reported a state it cannot have (output is str, not true or false)"),
     ("closed", "cannot reach the Pump plug (Shelly)"),
@@ -226,3 +227,21 @@ def test_a_driver_bug_is_one_plugs_failure_not_the_rounds(tmp_path, tasmota, con
     assert outcomes["heater"].result == "ok" and tasmota.sets() == [True]
     assert outcomes["pump"].error == "the Pump plug's exchange failed unexpectedly (RuntimeError)"
     assert "a bug in a driver" in caplog.text  # the trace goes to the log for whoever fixes it
+
+
+def test_plug_passwords_are_removed_from_every_log_line_once_the_file_is_read(tmp_path, caplog):
+    from home_energy import redact
+    from home_energy.config import Config
+    from home_energy.plugs.controller import load_configured_plugs
+
+    secret = "plug-pw-Zq81x"
+    config = config_for(tmp_path, f'[plugs.pump]\ndriver = "shelly"\nurl = "http://192.0.2.1"\npassword = "{secret}"\n'
+                                  'below = { price = 10 }\n')
+    try:
+        assert [p.key for p in load_configured_plugs(config) or []] == ["pump"]
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("some.library").warning("GET /cm?user=admin&password=%s failed", secret)
+        assert "password=*** failed" in caplog.text and secret not in caplog.text
+        assert redact.scrub(f"refused {secret[:10]}") == "refused ***"
+    finally:
+        redact.install(Config())

@@ -1,8 +1,10 @@
 """The Pi's clock jumping years forward and back (no RTC, a bad NTP answer, then a fix).
 
 Amber answers for the true time whatever the Pi believes, so the fake upstream here is pinned to
-the true time while freezegun moves the Pi's clock. Nothing cached may be pruned away, no age may
-go negative, and once the clock is right again the sync must go back to fetching as usual.
+the true time while freezegun moves the Pi's clock. While the clocks disagree by years the sync
+writes nothing (Amber's current interval is judged against this machine's now: `clock_wrong`,
+exit 75); nothing cached may be pruned away, no age may go negative, and once the clock is right
+again the sync must go back to fetching as usual.
 """
 from __future__ import annotations
 
@@ -42,8 +44,10 @@ def test_a_clock_jump_prunes_nothing_and_ages_stay_non_negative(jump, amber_conf
     client = app_for(amber_config).test_client()
     with freeze_time(TRUE_NOW + jump):
         report = run_sync(amber_config, amber_client())
-        assert report.exit_code == 0 and report.pruned == 0, report
+        assert (report.outcome, report.exit_code, report.pruned) == ("tempfail", 75, 0), report
+        assert "check the date and time of this machine" in report.error
         health = client.get("/api/health").get_json()
+    assert health["problem"] == "clock_wrong"
     for table, keys in kept.items():
         assert keys <= _keys(amber_config, table), f"{table} lost rows after a jump of {jump}"
     assert all(health[age] is not None and health[age] >= 0 for age in AGES), health
@@ -57,10 +61,11 @@ def test_ages_are_never_negative_when_the_clock_goes_back_after_a_sync(amber_con
     with freeze_time(TRUE_NOW):
         assert run_sync(amber_config, amber_client()).outcome == "ok"
     with freeze_time(TRUE_NOW + timedelta(days=3 * 365)):
-        assert run_sync(amber_config, amber_client()).outcome == "ok"
+        assert run_sync(amber_config, amber_client()).outcome == "tempfail"  # clock_wrong: nothing written
     with freeze_time(TRUE_NOW):
         body = client.get("/api/health").get_json()
-    # The newest sync and price stamps are three years "ahead": 0, not -94 million seconds.
+    assert body["last_sync"]["at"].startswith("2029-")  # the run record is stamped three years ahead
+    # The newest stamps may be three years "ahead": ages are 0, never -94 million seconds.
     assert (body["cache_age_seconds"], body["price_age_seconds"]) == (0, 0), body
     # Usage came from the true-time sync: it ended at NEM midnight, 11 h 7.5 min before TRUE_NOW.
     assert body["usage_age_seconds"] == 11 * 3600 + 450, body
@@ -69,7 +74,7 @@ def test_ages_are_never_negative_when_the_clock_goes_back_after_a_sync(amber_con
 def test_usage_is_fetched_again_once_a_clock_years_ahead_is_corrected(amber_config, amber_client, fake_amber,
                                                                       true_time_upstream):
     with freeze_time(TRUE_NOW + timedelta(days=5 * 365)):
-        assert run_sync(amber_config, amber_client()).outcome == "ok"
+        assert run_sync(amber_config, amber_client()).outcome == "tempfail"  # clock_wrong: nothing written
     calls = fake_amber.calls("usage"), fake_amber.calls("sites")
     true_time_upstream["t"] = TRUE_NOW + timedelta(days=2)
     with freeze_time(TRUE_NOW + timedelta(days=2)):  # NTP fixed the clock: two days of usage are due

@@ -3,10 +3,11 @@
 A raw socket server speaks just enough of the Amber API to misbehave in each way below on
 /prices/current (the first call of a run once the sites are cached). Every case runs the real
 `home-energy sync` in its own process (its clock pinned through the clock seam), all cases at
-once, each on a copy of the same good cache. For each: the contract exit code, wall time within
-60 s, peak RSS within 150 MB (of the sync process, measured from outside), no traceback, the
-cached data byte-identical, health showing the failed run, the token nowhere, and every endpoint
-answering strict JSON afterwards.
+once, each on a copy of the same good cache. The JSON cases include what the door refuses by
+decision: NaN, Infinity, 1e400 and a key given twice in one object (either reading is a guess).
+For each: the contract exit code, wall time within 60 s, peak RSS within 150 MB (of the sync
+process, measured from outside), no traceback, the cached data byte-identical, health showing the
+failed run, the token nowhere, and every endpoint answering strict JSON afterwards.
 """
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def _deep_tariff() -> bytes:
                                                    + tariff.encode())
 
 
+def _tiny_objects() -> bytes:
+    body = b"[" + b'{"":{}},' * (7_900_000 // 8) + b"{}]"
+    assert len(body) < 8 * 1024 * 1024
+    return body
+
+
 def _gzip_bomb() -> bytes:
     member = gzip.compress(b" " * (100 * 1024 * 1024), compresslevel=9)
     return b"".join([member] * 20)  # 2 GB inflated, every member a valid gzip stream
@@ -100,6 +107,11 @@ CASES = {
     "nan-spotPerKwh": (lambda c: _send(c, _response("200 OK", _prices_body("spotPerKwh", "NaN"))), 65, "dataerror"),
     "nan-renewables": (lambda c: _send(c, _response("200 OK", _prices_body("renewables", "NaN"))), 65, "dataerror"),
     "985-deep-tariff": (lambda c: _send(c, _response("200 OK", _deep_tariff())), 65, "dataerror"),
+    # ~7.9 MB of valid JSON, under the 8 MB cap: a million objects each holding another (two million).
+    "2M-tiny-objects": (lambda c: _send(c, _response("200 OK", _tiny_objects())), 65, "dataerror"),
+    "duplicate-perKwh": (lambda c: _send(c, _response("200 OK", _prices_body("perKwh", "25.0").replace(
+        b'"perKwh": 25.0', b'"perKwh": 25.0, "perKwh": -900.0'))), 65, "dataerror"),
+    "1e400-perKwh": (lambda c: _send(c, _response("200 OK", _prices_body("perKwh", "1e400"))), 65, "dataerror"),
     "rate-limit-2^63": (lambda c: _send(c, _response("429 Too Many Requests", b"{}", f"RateLimit-Reset: {2**63 + 7}",
                                                      f"RateLimit-Remaining: {2**64}")), 75, "tempfail"),
     "redirect-elsewhere": (lambda c: _send(c, _response("302 Found", b"", "Location: http://evil.example/x")), 75,

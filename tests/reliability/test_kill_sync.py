@@ -24,7 +24,8 @@ from pathlib import Path
 
 import home_energy.amber as amber_module
 import home_energy.clock as clock_module
-import home_energy.store as store_module
+import home_energy.store.cache as store_cache_module
+import home_energy.store.sync_writes as store_sync_module
 import home_energy.sync as sync_module
 import tests.fake_amber as fake_module
 from home_energy.amber import AmberClient
@@ -108,7 +109,7 @@ def test_kill_9_at_random_moments_leaves_the_old_or_the_new_state(tmp_path, monk
     pinned = {"now": datetime(2026, 11, 18, 1, 7, 30, tzinfo=UTC)}  # a fixed day: no test reads the date
     # The fake answers for the pinned time too, so a round's answers do not depend on the wall clock.
     monkeypatch.setattr(fake_module, "now_utc", lambda: pinned["now"])
-    for module in (clock_module, store_module, sync_module, amber_module):
+    for module in (clock_module, store_cache_module, store_sync_module, sync_module, amber_module):
         monkeypatch.setattr(module, "now_utc", lambda: pinned["now"])
 
     # The fake checks each body against the OpenAPI document before sending it; its builders are
