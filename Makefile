@@ -8,7 +8,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 SYSTEM_PACKAGES := tests/system-packages.txt
 
-.PHONY: run test bench screenshots lint system-packages clean
+.PHONY: run test bench screenshots lint typecheck system-packages clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -34,7 +34,13 @@ run: $(RUNTIME_STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check --quiet .
 
-test: system-packages $(DEV_STAMP) lint
+# mypy over home_energy/, kiosk/ and bench/ (the [tool.mypy] table in pyproject.toml); after ruff.
+typecheck: $(DEV_STAMP) lint
+	$(BIN)/mypy
+
+# Serial by default. PYTEST_ARGS="-n 2 --dist loadgroup" runs it on two workers; tests/conftest.py
+# keeps the browser, X, systemd and timing tests on one worker (the "exclusive" group).
+test: system-packages $(DEV_STAMP) lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)

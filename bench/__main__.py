@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import fresh_install, meter_cost, publish_cost, report
-from .burst import BareServer, measure_bursts, measure_crowding, wrk_available
+from .burst import BareServer, Burst, Crowding, measure_bursts, measure_crowding, wrk_available
 from .datasets import Dataset, measure_dataset, seed_all
 from .http_bench import PATHS, bench_server
 from .machine import describe_machine
@@ -22,8 +22,8 @@ from .page import measure_page
 from .server import Server
 from .slow_clients import measure_slow_clients
 from .sync_cost import SCENARIOS, measure_sync
-from .timing import measure_phases
-from .where import break_down
+from .timing import GilShare, Phases, measure_phases
+from .where import Breakdown, break_down
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DAYS = (30, 90, 365)
@@ -79,7 +79,11 @@ def _run(args: argparse.Namespace, work: Path) -> int:
                   f"after {run.requests_after_warmup:,} requests", flush=True)
             servers.append(run)
 
-    bursts, burst_load, phases, gil, crowding = (), None, (), None, ()
+    bursts: tuple[Burst, ...] = ()
+    crowding: tuple[Crowding, ...] = ()
+    phases: tuple[Phases, ...] = ()
+    burst_load: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    gil: GilShare | None = None
     if "burst" not in args.skip:
         if not wrk_available():
             raise SystemExit("error: wrk is not installed: apt-get install -y wrk (or --skip burst)")
@@ -124,7 +128,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             page = measure_page(f"http://127.0.0.1:{server.port}/")
         print(f"page: FCP {page.fcp_median_ms} ms, {page.bytes:,} bytes, {page.requests} requests", flush=True)
 
-    breakdown = ()
+    breakdown: tuple[Breakdown, ...] = ()
     if "where" not in args.skip:
         breakdown = tuple(break_down(largest.path, largest.days, list(PATHS)))
 
@@ -139,12 +143,12 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     report.write(results, args.out)
     fresh_install.measure_and_report(args.out, work)
     if "publish" not in args.skip:  # before the meter part, which writes meter rows into the largest dataset
-        cost = publish_cost.measure_publish(work / "publish", progress=lambda s: print(s, flush=True))
+        publish = publish_cost.measure_publish(work / "publish", progress=lambda s: print(s, flush=True))
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        fresh_install.write_section(args.out, "\n".join(publish_cost.markdown(cost, load)))
+        fresh_install.write_section(args.out, "\n".join(publish_cost.markdown(publish, load)))
     if "meter" not in args.skip:  # last: it writes meter rows into the largest dataset
-        cost = meter_cost.measure_meter(work / "meter", dataset=largest.path)
-        fresh_install.write_section(args.out, "\n".join(meter_cost.markdown(cost)))
+        meter = meter_cost.measure_meter(work / "meter", dataset=largest.path)
+        fresh_install.write_section(args.out, "\n".join(meter_cost.markdown(meter)))
     verdicts = report.verdicts(results)
     missed = [v for v in verdicts if v.passed is False]
     for v in verdicts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from waitress import serve
 
 BODY = {"items": [{"index": i, "name": f"item-{i:03d}", "value": i * 1.5} for i in range(46)]}
@@ -19,7 +19,7 @@ def build_app() -> Flask:
     app = Flask(__name__)
 
     @app.get("/")
-    def answer():
+    def answer() -> Response:
         return jsonify(BODY)
 
     return app

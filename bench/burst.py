@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,10 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"wrk printed a time this bench cannot read: {text!r}")
+    number, unit = match.groups()
     return float(number) * _UNITS[unit]
 
 
@@ -121,7 +125,8 @@ class BareServer:
 
 
 def measure_bursts(port: int, bare_port: int, paths: list[str], rounds: int = ROUNDS,
-                   connections: tuple[int, ...] = CONNECTIONS, progress=print) -> list[Burst]:
+                   connections: tuple[int, ...] = CONNECTIONS,
+                   progress: Callable[[str], None] = print) -> list[Burst]:
     """For every path and connection count: `rounds` pairs of (bare run, path run), alternating."""
     found: dict[tuple[str, int], list[tuple[WrkRun, WrkRun]]] = {}
     for number in range(rounds):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class ServerRun:
         return self.rss_after_mb - self.rss_warm_mb
 
 
-def bench_server(sqlite_path: Path, days: int, log_path: Path, progress=print) -> ServerRun:
+def bench_server(sqlite_path: Path, days: int, log_path: Path,
+                 progress: Callable[[str], None] = print) -> ServerRun:
     with Server(sqlite_path, days, log_path) as server:
         time.sleep(0.5)  # let start-up allocations settle before the first reading
         rss_start = rss_mb(server.pid)

@@ -30,7 +30,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+
+from home_energy.models import Reading
 
 from .load import measure, run_phase
 from .server import Server, rss_mb
@@ -119,35 +122,33 @@ def measure_collector(work: Path, seconds: float = COLLECT_S) -> tuple[float, fl
 
 
 def measure_year(work: Path, grid_only: bool) -> float:
-    """MB that a year of 1-minute rows takes in the cache, in the collector's row shape."""
-    from home_energy.store import COMPACT_AFTER_S, compact_meter, open_writer
+    """MB that a year of 1-minute rows takes in the cache, written as the collector writes them:
+    through the store, a reading a minute, old minutes packed by the daily compaction."""
+    from home_energy.store import COMPACT_AFTER_S, compact_meter, open_minute, open_writer, save_reading
 
     path = work / f"year-{'grid' if grid_only else 'full'}.sqlite"
     conn = open_writer(path)
     rng = random.Random(7)
     start = 1_790_000_000 - 1_790_000_000 % 60
 
-    def row(i: int):
+    def reading(i: int) -> Reading:
         minute = start + 60 * i
         hour = (i // 60) % 24
         grid = rng.randint(-4000, 6000)
+        at = datetime.fromtimestamp(minute, UTC)
         if grid_only:
-            return (minute, 6, grid, None, None, None, max(grid, 0) // 60, max(-grid, 0) // 60)
+            return Reading(at, "fronius", grid, None, None, None, None)
         solar = rng.randint(0, 6500) if 6 <= hour < 19 else None
-        battery = rng.randint(-3000, 3000)
-        return (minute, 6, grid, solar, battery, rng.randint(150, 7000), max(grid, 0) // 60, max(-grid, 0) // 60)
+        return Reading(at, "fronius", grid, solar, rng.randint(-3000, 3000), None, rng.randint(150, 7000))
 
-    for chunk in range(0, MINUTES_PER_YEAR, 50_000):
-        with conn:
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO meter_minutes (minute, samples, grid_w, solar_w, battery_w, load_w, import_wh, export_wh) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (row(i) for i in range(chunk, min(chunk + 50_000, MINUTES_PER_YEAR))),
-            )
-            conn.execute("COMMIT")
-    compact_meter(conn, start + MINUTES_PER_YEAR * 60 + COMPACT_AFTER_S)  # as the collector's hourly prune does
-    conn.execute("VACUUM")
+    for i in range(MINUTES_PER_YEAR):
+        poll = reading(i)
+        grid = poll.grid_w or 0.0
+        minute = start + 60 * i
+        save_reading(conn, poll, open_minute(conn, minute).add(poll), (max(grid, 0) / 60, max(-grid, 0) / 60))
+        if i % 1440 == 1439:
+            compact_meter(conn, minute)  # daily here; hourly in the collector, to the same result
+    compact_meter(conn, start + MINUTES_PER_YEAR * 60 + COMPACT_AFTER_S)
     size = conn.execute("SELECT SUM(pgsize) FROM dbstat WHERE name IN ('meter_minutes', 'meter_hours')").fetchone()[0]
     conn.close()
     return size / 1e6
@@ -160,19 +161,15 @@ def measure_api(work: Path, dataset: Path | None = None) -> tuple[float, float, 
         subprocess.run([sys.executable, "-m", "home_energy.cli", "seed-demo", "--days", "30"],
                        env=_env(cache, RETENTION_DAYS="90"), check=True, capture_output=True, timeout=600)
     from home_energy.clock import nem_date, nem_day_start, now_utc
-    from home_energy.store import open_writer
+    from home_energy.store import open_minute, open_writer, save_reading
 
     conn = open_writer(cache)  # migrates a dataset seeded by an older schema
-    now = int(time.time())
-    day_start = int(nem_day_start(nem_date(now_utc())).timestamp())
-    with conn:
-        conn.execute("BEGIN")
-        conn.execute("INSERT OR REPLACE INTO meter_latest VALUES (1, 'fronius', ?, 1703.74, 1111, NULL, NULL, 2814.74)",
-                     (now,))
-        # A whole day so far of minutes, so /api/today prices every one of them.
-        conn.executemany("INSERT OR REPLACE INTO meter_minutes VALUES (?, 6, 1703, 1111, NULL, 2815, 28, 0)",
-                         [(m,) for m in range(day_start, now - now % 60, 60)])
-        conn.execute("COMMIT")
+    now = now_utc()
+    day_start = int(nem_day_start(nem_date(now)).timestamp())
+    # A whole day so far of minutes, so /api/today prices every one of them; the last is the latest reading.
+    for minute in range(day_start, int(now.timestamp()) // 60 * 60, 60):
+        poll = Reading(datetime.fromtimestamp(minute, UTC), "fronius", 1703.74, 1111.0, None, None, 2814.74)
+        save_reading(conn, poll, open_minute(conn, minute).add(poll), (28.0, 0.0))
     conn.close()
     server = Server(cache, 365, work / "meter-serve.log")
     server.env.update(METER="fronius", METER_URL="http://127.0.0.1:9")
@@ -350,7 +347,7 @@ def worst_answers(work: Path, progress: Callable[[str], object] = print) -> Wors
     return worst
 
 
-def measure_meter(work: Path, dataset: Path | None = None, progress=print) -> MeterCost:
+def measure_meter(work: Path, dataset: Path | None = None, progress: Callable[[str], None] = print) -> MeterCost:
     work.mkdir(parents=True, exist_ok=True)
     cpu, rss, polls = measure_collector(work)
     progress(f"meter collector: {cpu:.2f} % of one core, peak RSS {rss:.1f} MB over {polls} polls at {POLL_S} s")

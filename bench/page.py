@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when measured: the rest of the bench runs without a browser
+    from playwright.sync_api import Browser, ViewportSize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 PAGE_LOADS = 5
 LOAD_TIMEOUT_MS = 15_000
 SETTLE_MS = 2_000  # after `load`, the time the page gets to make its start-up API calls
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 _FCP_JS = """() => new Promise(resolve => {
   const found = performance.getEntriesByName('first-contentful-paint')[0];
@@ -48,7 +52,7 @@ class PageStats:
     urls: tuple[str, ...]
 
 
-def _load_once(browser, url: str) -> PageLoad:
+def _load_once(browser: Browser, url: str) -> PageLoad:
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
@@ -58,7 +62,10 @@ def _load_once(browser, url: str) -> PageLoad:
         sizes: dict[str, int] = {}
         urls: dict[str, str] = {}
         failed: list[str] = []
-        cdp.on("Network.requestWillBeSent", lambda e: urls.setdefault(e["requestId"], e["request"]["url"]))
+        def sent(e: dict[str, Any]) -> None:
+            urls.setdefault(e["requestId"], e["request"]["url"])
+
+        cdp.on("Network.requestWillBeSent", sent)
         cdp.on("Network.loadingFinished", lambda e: sizes.__setitem__(e["requestId"], int(e["encodedDataLength"])))
         # Playwright's routing cancels the browser's own /favicon.ico fetch; a cancel is not a failure.
         cdp.on("Network.loadingFailed", lambda e: None if e.get("canceled") else failed.append(e["requestId"]))

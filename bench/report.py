@@ -5,6 +5,7 @@ target (where the time goes) comes from the measurements of the same run.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,7 +196,7 @@ def _crowding_lines(results: Results) -> list[str]:
     return lines
 
 
-def _load(values) -> str:
+def _load(values: Iterable[float]) -> str:
     return ", ".join(f"{x:.2f}" for x in values)
 
 

@@ -9,22 +9,16 @@ had closed by the end (home_energy.server closes a request head that is overdue)
 from __future__ import annotations
 
 import http.client
-import socket
 import statistics
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from home_energy.server import REQUEST_HEAD_DEADLINE_S
+from tests.tricklers import TRICKLERS, closed_by_server, trickling
 
-TRICKLERS = 70
-TRICKLE_EVERY_S = 10.0
 PROBE_EVERY_S = 0.5
 PROBE_TIMEOUT_S = 5.0
 OBSERVE_S = REQUEST_HEAD_DEADLINE_S + 4.0  # long enough to see the deadline close them
-REQUEST = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 64
 
 
 @dataclass(frozen=True)
@@ -50,44 +44,6 @@ def _probe(port: int) -> float | None:
         return None
     finally:
         conn.close()
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    sock.settimeout(0)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
-@contextmanager
-def trickling(port: int) -> Iterator[list[socket.socket]]:
-    """TRICKLERS connections, each sending REQUEST one byte every TRICKLE_EVERY_S, never finishing."""
-    tricklers = [socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT_S) for _ in range(TRICKLERS)]
-    stop = threading.Event()
-
-    def trickle() -> None:
-        sent = 0
-        while not stop.is_set() and sent < len(REQUEST):
-            for sock in tricklers:
-                try:
-                    sock.send(REQUEST[sent:sent + 1])
-                except OSError:
-                    pass  # closed by the server: what its head deadline is for
-            sent += 1
-            stop.wait(TRICKLE_EVERY_S)
-
-    sender = threading.Thread(target=trickle, daemon=True)
-    sender.start()
-    try:
-        yield tricklers
-    finally:
-        stop.set()
-        sender.join(timeout=PROBE_TIMEOUT_S)
-        for sock in tricklers:
-            sock.close()
 
 
 def measure_slow_clients(port: int) -> SlowClients:

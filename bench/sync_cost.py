@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from home_energy.amber import RateLimit
 
 from .datasets import server_env
 
@@ -55,7 +56,7 @@ class RecordingUpstream:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls = 0
-        self.rate_limit = None
+        self.rate_limit: RateLimit | None = None
         self.answers: list[tuple[str, str]] = []
 
     def _keep(self, method: str, payload: Any) -> Any:
@@ -83,7 +84,7 @@ class ReplayUpstream:
     def __init__(self, answers: list[tuple[str, str]]) -> None:
         self.queue = {method: [text for m, text in answers if m == method] for method, _ in answers}
         self.calls = 0
-        self.rate_limit = None
+        self.rate_limit: RateLimit | None = None
 
     def _next(self, method: str) -> Any:
         remaining = self.queue.get(method)
@@ -113,11 +114,15 @@ def prepare_copy(source: Path, target: Path, scenario: str) -> None:
     if scenario == "first":
         return
     shutil.copyfile(source, target)
-    conn = sqlite3.connect(target)
+    from home_energy import store
+
+    conn = store.open_writer(target)
     try:
-        if scenario == "hourly":
-            conn.execute("DELETE FROM meta WHERE key LIKE 'usage_fetched_at:%'")
-        conn.commit()
+        if scenario == "hourly":  # usage is due: forget when it was last fetched
+            keys = [key for (key,) in conn.execute("SELECT key FROM meta WHERE key LIKE 'usage_fetched_at:%'")]
+            with store.transaction(conn):
+                for key in keys:
+                    store.set_meta(conn, key, None)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -22,9 +22,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from waitress.task import ThreadedTaskDispatcher
 
@@ -52,11 +54,11 @@ class TimedDispatcher(ThreadedTaskDispatcher):
 
 
 class _TimedBody:
-    def __init__(self, body: Any, record) -> None:
+    def __init__(self, body: Any, record: Callable[[], None]) -> None:
         self.body = body
         self.record = record
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.body)
 
     def close(self) -> None:
@@ -94,7 +96,7 @@ def main() -> None:
         if hasattr(listener, "channel_class"):
             listener.channel_class = TimedChannel
 
-    def stop(_signum, _frame):
+    def stop(_signum: int, _frame: FrameType | None) -> NoReturn:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

@@ -7,10 +7,12 @@ the JSON, serialising it.
 """
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .datasets import server_env
 
@@ -36,11 +38,11 @@ class Breakdown:
 
 
 class _TimedCursor:
-    def __init__(self, cursor: Any, record) -> None:
+    def __init__(self, cursor: Any, record: Callable[[float], None]) -> None:
         self.cursor = cursor
         self.record = record
 
-    def _timed(self, method: str):
+    def _timed(self, method: str) -> Any:
         started = time.perf_counter()
         result = getattr(self.cursor, method)()
         self.record(time.perf_counter() - started)
@@ -52,7 +54,7 @@ class _TimedCursor:
     def fetchall(self) -> Any:
         return self._timed("fetchall")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self._timed("fetchall"))
 
 
@@ -92,7 +94,7 @@ def _profile(client: Any, path: str) -> tuple[tuple[str, float], ...]:
     for _ in range(REQUESTS_PER_PATH):
         client.get(path)
     profiler.disable()
-    stats = pstats.Stats(profiler).stats  # {(file, line, name): (calls, ncalls, tottime, cumtime, callers)}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # {(file, line, name): (calls, ncalls, tottime, cumtime, callers)}
     ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:SHOWN_FUNCTIONS]
     return tuple((f"{Path(file).name}:{name}" if file != "~" else name, own * 1000 / REQUESTS_PER_PATH)
                  for (file, _line, name), (_calls, _n, own, _cum, _callers) in ranked)
@@ -106,7 +108,7 @@ def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown
     client = app.test_client()
     times: dict[str, list[Any]] = {}
     real_connect = answers.connect_reader
-    answers.connect_reader = lambda path: _TimedConnection(real_connect(path), times)
+    answers.connect_reader = lambda path: cast(sqlite3.Connection, _TimedConnection(real_connect(path), times))
     try:
         results = []
         for path in paths:

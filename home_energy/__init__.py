@@ -1,6 +1,8 @@
 """home-energy: an offline-first kitchen display of Amber Electric prices and usage.
 
-The sync is the only writer of the SQLite cache; the web app only reads it.
+Everything shown comes from a local SQLite cache: `store` is its one writer (for the sync, the meter
+collector, init-db and seed-demo); the web app only reads it, through `queries`. docs/architecture.md
+maps the modules and the rules the tests check.
 """
 from __future__ import annotations
 

@@ -73,10 +73,6 @@ def price_status(price_age_s: int | None, stale_after_s: int) -> str:
     return "stale" if price_age_s > stale_after_s else "ok"
 
 
-# Which forecast the chart and the cheapest windows follow: Amber's own (`advancedPrice.predicted`,
-# what the Amber app shows, network and market fees included) or the AEMO-based `perKwh`.
-FORECAST_PRICES = ("amber", "aemo")
-
 # The reasons a failed sync run is recorded with (`sync_runs.problem`): each error class names
 # one (errors.py, `problem`), so no reason is ever read from an error's wording.
 RUN_PROBLEMS = (

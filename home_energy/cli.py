@@ -1,4 +1,4 @@
-"""The `home-energy` command: sync, serve, run (serve + in-process schedule), init-db.
+"""The `home-energy` command: every subcommand is a row of COMMANDS below, with its help line.
 
 Every failure ends as one line on stderr and a sysexits code (see errors.py); no traceback
 reaches a person, and the token is never printed (it is read from the environment or the env
@@ -11,7 +11,8 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import FrameType
 
 from . import redact
 from .config import Config, config_warnings, dashboard_url, load_config
@@ -62,7 +63,7 @@ def cmd_seed_demo(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: Config, before_serving=None) -> int:
+def _serve(config: Config, before_serving: Callable[[], Callable[[], None]] | None = None) -> int:
     from .server import build_server
     from .web import create_app
 
@@ -77,7 +78,7 @@ def _serve(config: Config, before_serving=None) -> int:
         print(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}", file=sys.stderr)
         return EX_UNAVAILABLE
 
-    def _stop(signum, _frame):
+    def _stop(signum: int, _frame: FrameType | None) -> None:
         # Only unwind here; closing the sockets inside the handler, while Waitress's loop may be
         # mid-request, gives it a closed descriptor ("Bad file descriptor") to trip over.
         log.info("stopping on %s", signal.Signals(signum).name)
@@ -136,7 +137,7 @@ def cmd_run(config: Config, _args: argparse.Namespace) -> int:
     return _serve(config, before_serving=lambda: _with_collector(config, start_scheduler))
 
 
-def _with_collector(config: Config, start_scheduler):
+def _with_collector(config: Config, start_scheduler: Callable[[Config], Callable[[], None]]) -> Callable[[], None]:
     """Start the meter collector (when METER is set), then the schedule, then the MQTT publisher
     (when MQTT_URL is set, in its own thread: a bad broker delays nothing) and the plug controller
     (when PLUGS_FILE is set); one cleanup stops all. The collector, the schedule and the controller

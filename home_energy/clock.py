@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import overload
 
 NEM_TZ = timezone(timedelta(hours=10), "AEST")
 
@@ -19,6 +20,10 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+@overload
+def to_iso(value: datetime) -> str: ...
+@overload
+def to_iso(value: None) -> None: ...
 def to_iso(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a trailing Z, whole seconds: the only time format the API emits."""
     if value is None:

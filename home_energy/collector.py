@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import overload
 
 from . import db, fetch, store
 from .clock import monotonic, now_utc
@@ -64,6 +65,10 @@ def counter_step(previous: float | None, current: float | None, elapsed_s: float
     return Step(current, "counter_reset") if current <= most else Step(0.0, "counter_reset")
 
 
+@overload
+def integrate_grid(grid_w: float, elapsed_s: float) -> tuple[float, float]: ...
+@overload
+def integrate_grid(grid_w: None, elapsed_s: float) -> None: ...
 def integrate_grid(grid_w: float | None, elapsed_s: float) -> tuple[float, float] | None:
     """(import Wh, export Wh) from one grid power over `elapsed_s`; None when it is unknown."""
     if grid_w is None:
@@ -164,16 +169,16 @@ class Collector:
                 message = f"no counter reads for {elapsed / 60:.0f} min: that energy is not counted"
                 log.info("meter %s", message)
                 return None, [("counter_gap", message)]
-            steps = (counter_step(last_import, reading.import_wh, elapsed),
-                     counter_step(last_export, reading.export_wh, elapsed))
-            if steps[0] is None or steps[1] is None:
+            import_step = counter_step(last_import, reading.import_wh, elapsed)
+            export_step = counter_step(last_export, reading.export_wh, elapsed)
+            if import_step is None or export_step is None:
                 return None, events
-            for name, step in zip(("import", "export"), steps, strict=True):
+            for name, step in (("import", import_step), ("export", export_step)):
                 if step.event:
                     message = f"{name} counter {step.event.split('_')[1]}: {step.wh:.0f} Wh counted"
                     log.warning("meter %s", message)
                     events.append((step.event, message))
-            return (steps[0].wh, steps[1].wh), events
+            return (import_step.wh, export_step.wh), events
         if self.source.has_counters:
             return None, events  # the next counter read covers this poll's energy
         if self.last_power is None:

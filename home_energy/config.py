@@ -46,6 +46,8 @@ NEAR_MISS_RATIO = 0.85
 class Secret(str):
     """A string whose repr and str never show the value; use .reveal() at the one place it is sent."""
 
+    _value: str
+
     def __new__(cls, value: str) -> Secret:
         obj = super().__new__(cls, "***")
         obj._value = value

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import NEM_TZ, floor_to_boundary, now_utc
+
+if TYPE_CHECKING:  # the demo answers offline; it does not load the HTTP client to name a type
+    from .amber import RateLimit
 
 DEMO_SITE_ID = "01DEMO0000000000000000SITE"
 DEMO_NMI = "4000000000"
@@ -135,7 +138,7 @@ class DemoUpstream:
 
     def __init__(self) -> None:
         self.calls = 0
-        self.rate_limit = None
+        self.rate_limit: RateLimit | None = None
 
     def close(self) -> None:
         pass

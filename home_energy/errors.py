@@ -10,7 +10,6 @@ a household's words. The code is a property of the class, never read from the me
 from __future__ import annotations
 
 # sysexits.h codes, so systemd and scripts can tell a passing outage from a broken setup.
-EX_OK = 0
 EX_DATAERR = 65  # upstream sent data that fails the schema: nothing from it was written
 EX_UNAVAILABLE = 69  # a needed resource is missing or taken: the port, a browser
 EX_TEMPFAIL = 75  # network, timeout, 5xx, 429, rate-limit wait, busy cache: try again later

@@ -490,8 +490,8 @@ def _read_capped(response: http.client.HTTPResponse, headers: Mapping[str, str],
     declared = headers.get("content-length", "").strip()
     if not truncate and encoding == "identity" and declared.isascii() and declared.isdigit() and int(declared) > cap:
         raise refuse(f"is {int(declared)} bytes, above the {cap}-byte limit: refused")
-    wbits = _ENCODINGS.get(encoding)
-    if wbits is None and encoding != "identity":
+    wbits = _ENCODINGS.get(encoding, 0)  # 0: no inflating (identity)
+    if not wbits and encoding != "identity":
         raise refuse(f"uses an unsupported encoding ({encoding[:20]})")
     out = bytearray()
     inflater = zlib.decompressobj(wbits) if wbits else None

@@ -5,13 +5,15 @@ would make a year of minutes ~14 MB; one row per hour with its 60 minutes packed
 1 KB an hour (~7 MB a year) and is still read in a millisecond. The figures are whole numbers
 (W means, Wh), so they pack as little-endian int32s: per minute grid, solar, battery, load,
 import Wh, export Wh, with NULL_VALUE for "unknown"; then zlib, since most of each int32 is
-sign bytes. Pure functions, no I/O: the web reads with them and never imports the writer.
+sign bytes. Packing and unpacking are pure; `packed_minutes` is the one read of the packed rows,
+used by the web's queries and by the writer's compaction alike (so the web never imports the writer).
 """
 from __future__ import annotations
 
+import sqlite3
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 FIELDS = ("grid_w", "solar_w", "battery_w", "load_w", "import_wh", "export_wh")
 NULL_VALUE = -(2**31)  # no figure: unknown, never 0
@@ -45,3 +47,10 @@ def unpack_hour(hour: int, blob: bytes) -> list[MinuteRow]:
             continue
         out.append((hour + index * 60, *(None if v == NULL_VALUE else float(v) for v in figures)))
     return out
+
+
+def packed_minutes(conn: sqlite3.Connection, low: int, high: int) -> Iterator[MinuteRow]:
+    """The packed minutes in [low, high) (Unix seconds), hour by hour, each hour's in order."""
+    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ? ORDER BY hour",
+                                   (low - 3600, high)):
+        yield from (m for m in unpack_hour(hour, blob) if low <= m[0] < high)

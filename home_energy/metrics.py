@@ -47,7 +47,7 @@ def render(conn: Any, now: Any) -> bytes:
         def collect(self) -> Iterator[Any]:
             return iter(families)
 
-    return generate_latest(_Registry())  # type: ignore[arg-type]
+    return generate_latest(_Registry())
 
 
 def _timestamp(iso: str) -> float:

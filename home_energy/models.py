@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .clock import floor_to_boundary, parse_iso
 from .errors import SiteMissingError, UpstreamDataError
+
+T = TypeVar("T")
 
 KIND_BY_TYPE = {"ActualInterval": "actual", "CurrentInterval": "current", "ForecastInterval": "forecast"}
 # The keys Amber's TariffInformation schema names; anything else it may carry is dropped here,
@@ -150,10 +153,10 @@ def usage_from_payload(site_id: str, item: dict[str, Any]) -> UsageRow:
     )
 
 
-def convert_all(endpoint: str, convert, items: list[dict[str, Any]]) -> list:
+def convert_all(endpoint: str, convert: Callable[[dict[str, Any]], T], items: list[dict[str, Any]]) -> list[T]:
     """Build records from validated items; a value the schema admits but Python cannot read
     (say a leap second) rejects the whole payload like any other invalid data."""
-    out = []
+    out: list[T] = []
     for index, item in enumerate(items):
         try:
             out.append(convert(item))

@@ -18,7 +18,7 @@ from typing import Any
 from .calc import Slot, age_seconds, cheapest_window, forecast_price, price_status, sync_problem
 from .clock import NEM_TZ, nem_day_start, to_iso
 from .db import get_meta, int_meta
-from .meter_format import unpack_hour
+from .meter_format import packed_minutes
 
 CHEAPEST_HOURS = (1, 2, 3)
 CHEAPEST_HORIZON_H = 24
@@ -73,6 +73,15 @@ def _intervals(conn: sqlite3.Connection, low: int, high: int) -> dict[str, list[
         if rows:
             out[channel] = rows
     return out
+
+
+def _interval_at(conn: sqlite3.Connection, channel: str, t: int) -> sqlite3.Row | None:
+    """The cached interval of `channel` that holds the instant `t`: the one "price now" query."""
+    return conn.execute(
+        f"SELECT {_INTERVAL_COLUMNS} FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start <= ? "
+        "AND end > ? ORDER BY start LIMIT 1",
+        (site_id(conn), channel, t - MAX_INTERVAL_S, t, t),
+    ).fetchone()
 
 
 def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
@@ -133,7 +142,7 @@ def health(conn: sqlite3.Connection, now: datetime, stale_after_s: int, mode: st
     live = last is not None and last["outcome"] in ("ok", "partial") and t - last["finished_at"] <= stale_after_s
     return {
         "status": price_status(price_age, stale_after_s),
-        "problem": sync_problem(*((None, None) if last is None else (last["outcome"], last["problem"])),
+        "problem": sync_problem(None if last is None else last["outcome"], None if last is None else last["problem"],
                                 newest_price is not None),
         "source": "live" if live else "cache",
         "mode": configured_mode,
@@ -184,8 +193,8 @@ def rate_limit(conn: sqlite3.Connection) -> dict[str, int | None]:
 
 def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     t = int(now.timestamp())
-    found = _intervals(conn, t, t + 1)
-    return {"channels": {channel: interval_json(rows[0], t) for channel, rows in found.items()}}
+    found = {channel: _interval_at(conn, channel, t) for channel in channels(conn)}
+    return {"channels": {channel: interval_json(row, t) for channel, row in found.items() if row is not None}}
 
 
 def _bucket(now: datetime) -> int:
@@ -316,11 +325,7 @@ def summary(conn: sqlite3.Connection, now: datetime, monthly_budget: float | Non
         "AND start >= ? AND start <= ?",
         (sid, day_start, t),
     ).fetchone()[0]
-    now_row = conn.execute(
-        "SELECT renewables, start FROM prices WHERE site_id = ? AND channel = 'general' AND start > ? AND start <= ? "
-        "AND end > ?",
-        (sid, t - MAX_INTERVAL_S, t, t),
-    ).fetchone()
+    now_row = _interval_at(conn, "general", t)
 
     horizon = t + CHEAPEST_HORIZON_H * 3600
     slots = price_slots(conn, sid, "general", t, horizon, forecast)
@@ -361,11 +366,8 @@ def _meter_tables(conn: sqlite3.Connection) -> bool:
 
 
 def _price_now(conn: sqlite3.Connection, channel: str, t: int) -> float | None:
-    row = conn.execute(
-        "SELECT per_kwh FROM prices WHERE site_id = ? AND channel = ? AND start > ? AND start <= ? AND end > ?",
-        (site_id(conn), channel, t - MAX_INTERVAL_S, t, t),
-    ).fetchone()
-    return None if row is None else row[0]
+    row = _interval_at(conn, channel, t)
+    return None if row is None else row["per_kwh"]
 
 
 def cost_cents_per_hour(grid_w: float | None, general_per_kwh: float | None,
@@ -458,8 +460,8 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
                     cents += wh / 1000 * price
             imported += import_wh
             exported += export_wh
-        first = min(b[2] for b in buckets.values())
-        last = max(b[3] for b in buckets.values())
+        first = int(min(b[2] for b in buckets.values()))
+        last = int(max(b[3] for b in buckets.values()))
         body.update({
             # Counted from the day's start, or from the first minute the collector saw if later.
             "from": _iso(first if first - start > 300 else start),
@@ -472,18 +474,6 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
         body.update(amber, estimated=False, basis="amber", unpriced_kwh=0.0, meter_estimate=meter_figures,
                     to=_iso(start + 86400), **{"from": _iso(start)})
     return body
-
-
-def meter_minutes(conn: sqlite3.Connection, low: int, high: int) -> list[tuple]:
-    """Minute rows in [low, high) from both the recent table and the packed hours, in order."""
-    rows = [tuple(r) for r in conn.execute(
-        "SELECT minute, grid_w, solar_w, battery_w, load_w, import_wh, export_wh FROM meter_minutes "
-        "WHERE minute >= ? AND minute < ?", (low, high))]
-    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
-                                   (low - 3600, high)):
-        rows.extend(m for m in unpack_hour(hour, blob) if low <= m[0] < high)
-    rows.sort(key=lambda m: m[0])
-    return rows
 
 
 def _energy_buckets(conn: sqlite3.Connection, low: int, high: int) -> dict[int, list[float]]:
@@ -499,15 +489,13 @@ def _energy_buckets(conn: sqlite3.Connection, low: int, high: int) -> dict[int, 
         (low, high),
     ):
         out[bucket] = [imported, exported, first, last]
-    for hour, blob in conn.execute("SELECT hour, minutes FROM meter_hours WHERE hour > ? AND hour < ?",
-                                   (low - 3600, high)):
-        for minute, *_power, imported, exported in unpack_hour(hour, blob):
-            if not low <= minute < high or (imported is None and exported is None):
-                continue
-            entry = out.setdefault(minute - minute % 300, [0.0, 0.0, minute, minute])
-            entry[0] += imported or 0.0
-            entry[1] += exported or 0.0
-            entry[2], entry[3] = min(entry[2], minute), max(entry[3], minute)
+    for minute, *_power, imported, exported in packed_minutes(conn, low, high):
+        if imported is None and exported is None:
+            continue
+        entry = out.setdefault(minute - minute % 300, [0.0, 0.0, minute, minute])
+        entry[0] += imported or 0.0
+        entry[1] += exported or 0.0
+        entry[2], entry[3] = min(entry[2], minute), max(entry[3], minute)
     return out
 
 

@@ -12,6 +12,7 @@ milliseconds; only when it rejects a payload does openapi-schema-validator, whic
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
@@ -47,7 +48,7 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-def compile_array_validator(document: dict[str, Any], component: str):
+def compile_array_validator(document: dict[str, Any], component: str) -> Callable[[Any], Any]:
     """A fast validator for "a JSON array of `component`" from an OpenAPI 3.0 `document`."""
     import fastjsonschema
 
@@ -61,7 +62,7 @@ def compile_array_validator(document: dict[str, Any], component: str):
 
 
 @cache
-def _fast_validator(component: str):
+def _fast_validator(component: str) -> Callable[[Any], Any]:
     return compile_array_validator(openapi_document(), component)
 
 
@@ -69,7 +70,7 @@ INTERVAL_TYPES = ("ActualInterval", "CurrentInterval", "ForecastInterval")
 
 
 @cache
-def _item_validator(component: str):
+def _item_validator(component: str) -> Any:  # an OAS30Validator (the library carries no types)
     # Imported here: only the sync validates, and the web process should not pay for it.
     from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
@@ -77,7 +78,7 @@ def _item_validator(component: str):
     return OAS30Validator(schema, format_checker=oas30_format_checker)
 
 
-def _where(path) -> str:
+def _where(path: Iterable[str | int]) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}"

@@ -170,7 +170,7 @@ def _admit_with_room(listener: BaseWSGIServer) -> None:
             make_room(_client(addr))
             listener.channel_class(listener, conn, addr, listener.adj, map=listener._map)
 
-    listener.handle_accept = handle_accept  # type: ignore[method-assign]
+    listener.handle_accept = handle_accept
 
 
 def build_server(app: Any, host: str, port: int, **overrides: Any) -> Any:

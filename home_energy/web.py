@@ -18,9 +18,10 @@ import os
 import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 
 from . import publish_status, queries
 from .answers import (
@@ -110,8 +111,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
     app.config["JSON_SORT_KEYS"] = False
-    app.json.sort_keys = False
-    app.json.compact = True
+    json_provider = cast(DefaultJSONProvider, app.json)  # the class Flask installs unless told otherwise
+    json_provider.sort_keys = False
+    json_provider.compact = True
     app.extensions["home_energy_static"] = load_static(app.static_folder)
     hosts = app.extensions["home_energy_hosts"] = HostGuard(config)
     # Health carries the sync's and the meter's error lines: served without any configured secret.

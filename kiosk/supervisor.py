@@ -19,7 +19,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+
+from home_energy.clock import now_utc
 
 from .browser import Backend, build_command
 from .crashwatch import CrashWatch
@@ -41,10 +43,6 @@ STOP_GRACE_S = 5.0  # Chromium saves nothing we need, but give it a moment to cl
 PROFILE_PREFIX = "home-energy-kiosk-"
 
 
-def _now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 class Supervisor:
     def __init__(
         self,
@@ -54,7 +52,7 @@ class Supervisor:
         stop: threading.Event,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        now_utc: Callable[[], datetime] = _now_utc,
+        now_utc: Callable[[], datetime] = now_utc,
         spawn: Callable[..., subprocess.Popen] = subprocess.Popen,
         max_restarts: int = MAX_RESTARTS,
         restart_window_s: float = RESTART_WINDOW_S,

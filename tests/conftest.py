@@ -11,6 +11,22 @@ from tests.fake_amber import READ_TIMEOUT_IN_TESTS_S, TOKEN, FakeAmber
 
 pytest_plugins = ["tests.skip_policy"]
 
+# Run in parallel (`pytest -n 2 --dist loadgroup`, as `make test` does), these share one worker and
+# so never run beside each other: they drive a browser or an X server, boot systemd, or measure
+# time, memory and concurrency, which a neighbour on a loaded 2-core machine would disturb.
+EXCLUSIVE = ("tests/browser/", "tests/kiosk/", "tests/reliability/", "tests/pi/test_live_systemd.py",
+             "tests/meter/test_live_page.py")
+EXCLUSIVE_MARKERS = ("browser", "xvfb")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every other module is a group of its own, so its module-scoped fixtures are built once."""
+    root = config.rootpath
+    for item in items:
+        path = item.path.relative_to(root).as_posix()
+        exclusive = path.startswith(EXCLUSIVE) or any(item.get_closest_marker(m) for m in EXCLUSIVE_MARKERS)
+        item.add_marker(pytest.mark.xdist_group("exclusive" if exclusive else path))
+
 
 @pytest.fixture(scope="session")
 def playwright():

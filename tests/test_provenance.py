@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import date
 
 import pytest
 from freezegun import freeze_time
 
 from home_energy import store
+from home_energy.clock import nem_day_start
+from home_energy.models import UsageRow
 from home_energy.sync import run_sync
 from tests.fake_amber import SITE_ID, TOKEN
 from tests.ports import free_port
@@ -121,13 +124,18 @@ def test_a_new_failure_cause_is_a_warning_once_and_the_same_cause_is_quiet(make_
 def _seed_days(config, cents_per_day: list[float]) -> None:
     conn = store.open_cache(config.sqlite_path)
     try:
+        usage = []  # each day: 48 half-hours of general (1 kWh, 3/4 of the cost) and controlled load
+        for number, cents in enumerate(cents_per_day, start=1):
+            day = date(2026, 11, number)
+            t0 = int(nem_day_start(day).timestamp())
+            for start in range(t0, t0 + 86400, 1800):
+                for identifier, channel, kwh, share in (("E1", "general", 1.0, 0.75),
+                                                        ("E2", "controlledLoad", 0.5, 0.25)):
+                    usage.append(UsageRow("01SITE", identifier, channel, start, start + 1800, 30, day.isoformat(),
+                                          kwh / 48, cents * share / 48, 30.0, "billable"))
         with store.transaction(conn):
             store.set_meta(conn, "site_id", "01SITE")
-            for number, cents in enumerate(cents_per_day, start=1):
-                conn.execute("INSERT INTO daily_usage VALUES ('01SITE', ?, 'general', 1.0, ?, 48)",
-                             (f"2026-11-{number:02d}", cents * 0.75))
-                conn.execute("INSERT INTO daily_usage VALUES ('01SITE', ?, 'controlledLoad', 0.5, ?, 48)",
-                             (f"2026-11-{number:02d}", cents * 0.25))
+            store.save_usage(conn, usage, int(nem_day_start(date(2026, 11, 1)).timestamp()))
     finally:
         conn.close()
 

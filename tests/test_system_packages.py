@@ -3,6 +3,7 @@ one line naming the exact command when it may not install them itself."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -13,7 +14,12 @@ SCRIPT = ROOT / ".ci" / "install-system-packages"
 
 
 def run_script(list_path: Path, as_nobody: bool) -> subprocess.CompletedProcess:
-    command = ["bash", str(SCRIPT), str(list_path)]
+    script = SCRIPT
+    if as_nobody:  # from a copy beside the list: the checkout may sit in a folder nobody cannot enter
+        script = list_path.parent / SCRIPT.name
+        shutil.copy2(SCRIPT, script)
+        script.chmod(0o755)
+    command = ["bash", str(script), str(list_path)]
     if as_nobody:
         command = ["runuser", "-u", "nobody", "--", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)

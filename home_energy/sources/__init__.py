@@ -9,6 +9,8 @@ stays None all the way to the page. The web never imports this package; only the
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import (
     MeterConfigError,
     MeterDataError,
@@ -16,6 +18,9 @@ from .base import (
     Reading,
     Source,
 )
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = [
     "MeterConfigError",
@@ -27,9 +32,9 @@ __all__ = [
 ]
 
 
-def make_source(config) -> Source | None:
+def make_source(config: Config) -> Source | None:
     """The configured meter's source, or None when METER is unset."""
-    if config.meter is None:
+    if config.meter is None or config.meter_url is None:  # the settings give both or neither
         return None
     if config.meter == "fronius":
         from .fronius import FroniusSource

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import now_utc
+from ..config import Secret
 from ..digest import DigestAuth
 from .base import JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj, status_error
 
@@ -34,7 +35,7 @@ BROKEN_MEASUREMENT = frozenset({"power_meter_failure", "ct_type_not_set"})
 class ShellySource:
     name = "shelly"
 
-    def __init__(self, url: str, poll_seconds: int, password=None) -> None:
+    def __init__(self, url: str, poll_seconds: int, password: Secret | None = None) -> None:
         self.poll_seconds = poll_seconds
         auth = DigestAuth(SHELLY_USER, password) if password else None
         self.http = JsonHttp(url, "the Shelly meter", auth=auth)

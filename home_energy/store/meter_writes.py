@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..meter_format import FIELDS, pack_hour, unpack_hour
+from ..meter_format import FIELDS, pack_hour, packed_minutes
 from ..models import Reading
 from .cache import transaction
 
@@ -166,9 +166,9 @@ def compact_meter(conn: sqlite3.Connection, now: int) -> int:
         hours.setdefault(row[0] - row[0] % 3600, []).append(tuple(row))
     with transaction(conn):
         for hour, minutes in hours.items():
-            old = conn.execute("SELECT minutes FROM meter_hours WHERE hour = ?", (hour,)).fetchone()
-            if old is not None:  # minutes that arrived late for an hour already packed
-                kept = {m[0]: m for m in unpack_hour(hour, old[0])}
+            packed = list(packed_minutes(conn, hour, hour + 3600))
+            if packed:  # minutes that arrived late for an hour already packed
+                kept = {m[0]: m for m in packed}
                 kept.update({m[0]: m for m in minutes})
                 minutes = [kept[k] for k in sorted(kept)]
             conn.execute("INSERT OR REPLACE INTO meter_hours (hour, minutes) VALUES (?, ?)",

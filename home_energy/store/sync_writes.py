@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -136,7 +136,9 @@ def start_run(conn: sqlite3.Connection, mode: str) -> int:
             "VALUES (?, ?, 'running', 0, 0, ?)",
             (stamp, stamp, mode),
         )
-    return int(cursor.lastrowid)
+    if cursor.lastrowid is None:  # only when no row was inserted, which raises before here
+        raise sqlite3.DatabaseError("the new sync run was given no id")
+    return cursor.lastrowid
 
 
 def record_failure(conn: sqlite3.Connection, run_id: int, record: RunRecord,
@@ -333,7 +335,7 @@ def holds_real_data(conn: sqlite3.Connection, demo_site_id: str) -> bool:
 
 
 def write_history(conn: sqlite3.Connection, site: Site, prices: list[PriceRow], usage: list[UsageRow],
-                  meta: dict[str, str | int | float | None], fetched_at: int) -> int:
+                  meta: Mapping[str, str | int | float | None], fetched_at: int) -> int:
     """One simulated day for `seed-demo`, through the sync's own upserts, in one transaction."""
     with transaction(conn):
         written = save_prices(conn, prices, fetched_at) + save_usage(conn, usage, fetched_at)

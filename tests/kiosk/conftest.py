@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kiosk_helpers import ScriptedHealthServer
+
+from tests.kiosk.kiosk_helpers import ScriptedHealthServer
 
 
 @pytest.fixture

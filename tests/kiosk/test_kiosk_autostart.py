@@ -10,7 +10,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from kiosk_helpers import end_group
+from tests.kiosk.kiosk_helpers import end_group
 
 ROOT = Path(__file__).resolve().parents[2]
 KIOSK = ROOT / "kiosk"

@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
-from kiosk_helpers import free_port
 
 from kiosk.errors import EX_TEMPFAIL, HealthTimeoutError
 from kiosk.health import BACKOFF_FIRST_S, BACKOFF_MAX_S, backoff_delays, probe_health, wait_for_health
+from tests.kiosk.kiosk_helpers import free_port
 
 
 def _kind(reason: str) -> str:

@@ -22,10 +22,22 @@ def test_a_second_launcher_waits_and_takes_over_when_the_first_goes(tmp_path):
     assert first.try_acquire()
     assert not second.try_acquire()
 
+    # Count the waiter's attempts: after its second failed try it has certainly been waiting.
+    tries: list[bool] = []
+    real_try = second.try_acquire
+
+    def counted_try() -> bool:
+        tries.append(real_try())
+        return tries[-1]
+
+    second.try_acquire = counted_try
     got: list[bool] = []
     waiter = threading.Thread(target=lambda: got.append(second.acquire(threading.Event())))
     waiter.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10
+    while len(tries) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tries[:2] == [False, False]
     assert got == []  # still waiting while the first holds the display
     first.release()
     waiter.join(5)

@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 
-from kiosk_helpers import end_group, free_port
-
 from kiosk.errors import EX_CONFIG, EX_OSERR
+from tests.kiosk.kiosk_helpers import end_group, free_port
 
 
 def _env(tmp_path, **extra: str) -> dict[str, str]:

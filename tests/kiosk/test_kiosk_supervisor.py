@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from datetime import time as time_of_day
 
 import pytest
-from kiosk_helpers import free_port
 
 from kiosk.browser import Backend
 from kiosk.errors import EX_SOFTWARE, CrashLoopError, HealthTimeoutError
 from kiosk.screen import ScreenControl
 from kiosk.settings import KioskSettings, Session
 from kiosk.supervisor import Supervisor
+from tests.kiosk.kiosk_helpers import free_port
 
 WAYLAND = Session("wayland", None, "wayland-0")
 DAY = datetime(2026, 1, 15, 2, 0, tzinfo=UTC)  # 12:00 in Brisbane

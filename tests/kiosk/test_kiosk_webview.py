@@ -13,14 +13,16 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
-from kiosk_helpers import end_group, free_port
 
 from kiosk.errors import EX_UNAVAILABLE
 from kiosk.webview_window import open_window, pick_gui, window_arguments
+from tests.kiosk.kiosk_helpers import end_group, free_port
 
 URL = "http://127.0.0.1:5050/?kiosk=1"
 
@@ -120,6 +122,21 @@ def _entries(record: Path, call: str) -> list[dict]:
     return [e for e in map(json.loads, record.read_text(encoding="utf-8").splitlines()) if e["call"] == call]
 
 
+def _lines_of(stream: IO[str]) -> list[str]:
+    """The lines `stream` has given so far, filled by a reader thread until it ends."""
+    lines: list[str] = []
+
+    def read() -> None:
+        try:
+            for line in stream:
+                lines.append(line)
+        except (OSError, ValueError):  # closed by the test's clean-up while still reading
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
 def _wait_for_windows(record: Path, count: int, timeout_s: float = 20) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and len(_entries(record, "start")) < count:
@@ -161,7 +178,11 @@ def test_a_second_launcher_on_the_same_display_waits_then_takes_over(tmp_path: P
     try:
         assert len(_wait_for_windows(record, 1)) == 1
         second, _ = _launcher(tmp_path, port, close_first=False)
-        time.sleep(3)
+        said = _lines_of(second.stderr)
+        deadline = time.monotonic() + 20
+        while not any("waiting to take over" in line for line in said) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any("waiting to take over" in line for line in said), said
         assert second.poll() is None
         assert len(_entries(record, "create_window")) == 1  # one display, one window
 
@@ -171,7 +192,6 @@ def test_a_second_launcher_on_the_same_display_waits_then_takes_over(tmp_path: P
         assert len(windows) == 2
         second.send_signal(signal.SIGTERM)
         assert second.wait(15) == 0
-        assert "waiting to take over" in second.stderr.read()
     finally:
         for launcher in (first, second):
             if launcher is not None:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from kiosk_helpers import (
+
+from tests.kiosk.kiosk_helpers import (
     capture_root,
     decode_png,
     end_group,

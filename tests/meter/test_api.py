@@ -1,9 +1,6 @@
 """/api/live, /api/today and the meter in /api/health: signs, nulls, prices, reconciliation."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -238,20 +235,3 @@ def test_the_meter_password_never_reaches_an_api_answer(make_config, app_for):
         texts = [client.get(p).get_data(as_text=True) for p in ("/api/live", "/api/today", "/api/health", "/")]
     assert not any("hunter2" in t for t in texts)
     assert "hunter2" not in repr(config)
-
-
-def test_web_process_imports_no_source_collector_or_writer(tmp_path):
-    code = textwrap.dedent(f"""
-        import sys
-        from home_energy.config import load_config
-        from home_energy.web import create_app
-        env = {{"SQLITE_PATH": "{tmp_path}/c.sqlite", "METER": "fronius", "METER_URL": "http://127.0.0.1:9"}}
-        app = create_app(load_config(env=env))
-        app.test_client().get("/api/live")
-        names = ("home_energy.sources", "home_energy.collector", "home_energy.store")
-        bad = [m for m in sys.modules if m.startswith(names)]
-        print(bad)
-        sys.exit(1 if bad else 0)
-    """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -8,10 +8,9 @@ from freezegun import freeze_time
 
 from home_energy.collector import Collector
 from home_energy.meter_format import NULL_VALUE, pack_hour, unpack_hour
-from home_energy.queries import meter_minutes
 from home_energy.sources.shelly import ShellySource
 from home_energy.store import compact_meter, open_writer, prune_meter
-from tests.meter.helpers import seed_prices
+from tests.meter.helpers import meter_minutes, seed_prices
 
 HOUR = 1_795_000_000 - 1_795_000_000 % 3600
 

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -77,6 +78,13 @@ ExecStopPost=+/bin/sh -c '/usr/local/sbin/cgroup-peak >/run/home-energy-sync.pea
 """
 
 
+OVERLAY_PROBE = """\
+set -e
+mkdir -p "$1/upper" "$1/work" "$1/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root"
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -95,6 +103,14 @@ def _why_not_possible() -> str | None:
                            timeout=30)
     if probe.returncode != 0:
         return f"cannot create namespaces here: {probe.stderr.strip()}"
+    # The boot mounts an overlay of / with its upper layer in /var/tmp; where /var/tmp is itself
+    # an overlay (a container's), the kernel refuses. Try it in a throwaway mount namespace first.
+    with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="home-energy-overlay-probe-") as folder:
+        mount = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", OVERLAY_PROBE, "sh",
+                                folder], capture_output=True, text=True, timeout=30)
+    if mount.returncode != 0:
+        lines = mount.stderr.strip().splitlines() or [f"exit {mount.returncode}"]
+        return f"cannot mount an overlay of / over /var/tmp: {lines[0].strip()}"
     return None
 
 

@@ -10,7 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from pi_harness import PI, REPO
+
+from tests.pi.pi_harness import PI, REPO
 
 UNIT_DIR = Path("etc/systemd/system")
 ENV_FILE = Path("etc/home-energy-analysis/dashboard.env")

@@ -5,7 +5,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pi_harness import REPO
+
+from tests.pi.pi_harness import REPO
 
 
 def shell_scripts() -> list[Path]:

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pi_harness import PI, REPO
 
 from home_energy.config import load_config
+from tests.pi.pi_harness import PI, REPO
 
 UNITS = ("home-energy-dashboard.service", "home-energy-sync-cache.service", "home-energy-sync-cache.timer",
          "home-energy-meter.service", "home-energy-publish.service", "home-energy-control.service")

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from pi_harness import FakePi, git
 
 from home_energy.store import SCHEMA_VERSION
+from tests.pi.pi_harness import FakePi, git
 
 
 def touch_readme(src: Path) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from freezegun import freeze_time
 
 from home_energy import store
 from home_energy.config import Config, load_config
@@ -43,10 +45,16 @@ def write_prices(conn: sqlite3.Connection, first: datetime, prices: Sequence[flo
         store.set_meta(conn, "site_id", SITE)
         store.set_meta(conn, "channels", json.dumps(["feedIn", "general"]))
         store.set_meta(conn, "mode", "amber")
-        conn.execute("INSERT INTO sync_runs (started_at, finished_at, outcome, error, rows_written, upstream_calls, "
-                     "mode) VALUES (?, ?, ?, ?, ?, 1, 'amber')", (fetched, fetched, outcome, error, len(rows)))
         if outcome in ("ok", "partial"):
             store.set_meta(conn, "last_success_at", fetched)
+    record_run(conn, fetched, outcome, error)
+
+
+def record_run(conn: sqlite3.Connection, at_s: int, outcome: str, error: str | None = None) -> None:
+    """A sync run started and finished at `at_s` (Unix seconds), recorded through the store."""
+    with freeze_time(datetime.fromtimestamp(at_s, UTC)):
+        run_id = store.start_run(conn, "amber")
+        store.record_failure(conn, run_id, store.RunRecord(outcome, error, 1))
 
 
 def config_for(tmp_path: Path, plugs_toml: str, **env: str) -> Config:

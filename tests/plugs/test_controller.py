@@ -9,7 +9,7 @@ import pytest
 from home_energy import queries, store
 from home_energy.clock import to_iso
 from home_energy.store import plug_writes
-from tests.plugs.helpers import SITE, at, cache, config_for, log_rows, write_prices
+from tests.plugs.helpers import SITE, at, cache, config_for, log_rows, record_run, write_prices
 
 DAY = "2026-12-07"
 
@@ -25,8 +25,7 @@ def refresh(conn, now: datetime) -> None:
     with store.transaction(conn):
         store.set_meta(conn, f"prices_fetched_at:{SITE}", stamp)
         store.set_meta(conn, "last_success_at", stamp)
-        conn.execute("INSERT INTO sync_runs (started_at, finished_at, outcome, rows_written, upstream_calls, mode) "
-                     "VALUES (?, ?, 'ok', 1, 1, 'amber')", (stamp, stamp))
+    record_run(conn, stamp, "ok")
 
 
 def ticks(start: datetime, end: datetime, step_min: int = 5) -> list[datetime]:
@@ -248,10 +247,7 @@ def test_a_sync_failing_longer_than_the_limit_is_fallback_with_its_reason(tmp_pa
     conn = cache(config)
     write_prices(conn, at(f"{DAY}T10:00"), [10.0] * 8)
     controller = control(config)
-    with store.transaction(conn):
-        conn.execute("INSERT INTO sync_runs (started_at, finished_at, outcome, error, rows_written, upstream_calls, "
-                     "mode) VALUES (?, ?, 'tempfail', 'cannot reach Amber: connection refused', 0, 1, 'amber')",
-                     (int(at(f"{DAY}T10:05").timestamp()), int(at(f"{DAY}T10:05").timestamp())))
+    record_run(conn, int(at(f"{DAY}T10:05").timestamp()), "tempfail", "cannot reach Amber: connection refused")
     controller.decide_once(at(f"{DAY}T10:10"))  # failing for 10 min: within the limit, the rule acts
     assert (state_row(conn).mode, shelly.sets()) == ("auto", [])
     controller.decide_once(at(f"{DAY}T10:16"))

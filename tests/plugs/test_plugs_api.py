@@ -6,7 +6,7 @@ from datetime import timedelta
 from freezegun import freeze_time
 
 from tests.plugs.helpers import at, cache, config_for, write_prices
-from tests.test_one_writer import FORBIDDEN, _imports
+from tests.test_architecture_rules import FORBIDDEN, _imports
 
 DAY = "2026-12-07"
 RULE = 'cheapest = { hours = 2, from = "19:00", to = "07:00" }'

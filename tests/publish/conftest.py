@@ -6,12 +6,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from home_energy import store
 from home_energy.collector import Collector
 from home_energy.config import load_config
+from home_energy.models import Reading
 from home_energy.publisher import Publisher
 from home_energy.seed import seed_demo
 from home_energy.sources import make_source
@@ -51,10 +54,10 @@ def env(tmp_path, seeded, fronius) -> dict[str, str]:
     # Half an hour of finished minutes before this one, in the collector's row shape, so today's
     # energy and cost have figures (the fake's own polls all fall in the current minute).
     now = int(time.time())
-    with sqlite3.connect(path) as conn:
-        conn.executemany("INSERT OR REPLACE INTO meter_minutes (minute, samples, grid_w, solar_w, battery_w, load_w, "
-                         "import_wh, export_wh) VALUES (?, 6, 1703, 1111, NULL, 2815, 28, 3)",
-                         [(now - now % 60 - 60 * i,) for i in range(1, 31)])
+    conn = store.open_writer(path)
+    for minute in sorted(now - now % 60 - 60 * i for i in range(1, 31)):
+        reading = Reading(datetime.fromtimestamp(minute, UTC), "fronius", 1703.0, 1111.0, None, None, 2815.0)
+        store.save_reading(conn, reading, store.open_minute(conn, minute).add(reading), (28.0, 3.0))
     conn.close()
     collector = Collector(config, make_source(config))
     try:

@@ -7,7 +7,9 @@ a full SD card does.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import timedelta
+from typing import Any
 
 from freezegun import freeze_time
 
@@ -31,6 +33,22 @@ def _full_disk(monkeypatch) -> None:
     monkeypatch.setattr(store.cache, "_connect", connect_writer_on_a_full_disk)
 
 
+def _served_afresh(app: Any) -> dict[str, tuple[int, Any]]:
+    answers: dict[str, tuple[int, Any]] = {}
+
+    def ask() -> None:
+        client = app.test_client()
+        for path in SERVED:
+            response = client.get(path)
+            answers[path] = (response.status_code, response.get_json())
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join(timeout=60)
+    assert sorted(answers) == sorted(SERVED)
+    return answers
+
+
 def test_disk_full_during_a_sync_keeps_the_old_data_intact_and_served(amber_config, amber_client, app_for,
                                                                        monkeypatch):
     with freeze_time(NOW) as frozen:
@@ -50,9 +68,11 @@ def test_disk_full_during_a_sync_keeps_the_old_data_intact_and_served(amber_conf
 
         assert integrity(amber_config.sqlite_path) == "ok"
         assert table_rows(amber_config.sqlite_path, DATA_TABLES) == before
-        after = {path: client.get(path) for path in SERVED}
-        assert {p: r.status_code for p, r in after.items()} == {p: 200 for p in SERVED}
-        assert {p: r.get_json() for p, r in after.items()} == served
+        # A new app in a new thread: a new reader connection and no answer kept from before, so
+        # what is compared was read from the file now.
+        after = _served_afresh(app_for(amber_config))
+        assert {p: status for p, (status, _) in after.items()} == {p: 200 for p in SERVED}
+        assert {p: body for p, (_, body) in after.items()} == served
         # Room again: the next sync writes as usual.
         frozen.tick(timedelta(days=3))
         assert run_sync(amber_config, amber_client()).outcome == "ok"

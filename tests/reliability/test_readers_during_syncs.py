@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import sqlite3
 import threading
 import time
 
+from home_energy import store
 from home_energy.clock import now_utc
 from home_energy.demo import DemoUpstream
 from home_energy.sync import price_window, run_sync
@@ -88,9 +88,11 @@ def test_twenty_readers_see_no_errors_while_syncs_write_continuously(demo_config
 
 
 def _force_usage_next_time(config) -> None:
-    conn = sqlite3.connect(config.sqlite_path, timeout=5)
+    conn = store.open_writer(config.sqlite_path)
     try:
-        with conn:
-            conn.execute("DELETE FROM meta WHERE key LIKE 'usage_fetched_at:%'")
+        keys = [key for (key,) in conn.execute("SELECT key FROM meta WHERE key LIKE 'usage_fetched_at:%'")]
+        with store.transaction(conn):
+            for key in keys:
+                store.set_meta(conn, key, None)
     finally:
         conn.close()
