@@ -238,7 +238,7 @@ def amber_shapes() -> dict[str, bytes]:
     from home_energy import amber
     from home_energy.demo import DemoUpstream
 
-    cap, values = amber.MAX_BODY_BYTES, amber.MAX_JSON_VALUES
+    cap, values = amber.MAX_ANSWER_BYTES, amber.MAX_JSON_VALUES
     interval = json.dumps(DemoUpstream().current_prices("x", next_=1, previous=0, resolution=30)[0]).encode()
     per_interval = 1 + sum(interval.count(c) for c in (b"[", b"{", b",", b":"))
     return {
@@ -255,7 +255,7 @@ def meter_shapes() -> dict[str, Callable[[socket.socket], None]]:
     """What a hostile meter sends on its data call, at the meter's limits (sources.base)."""
     from home_energy.sources import base
 
-    cap, values = base.MAX_BODY_BYTES, base.MAX_JSON_VALUES
+    cap, values = base.MAX_STATUS_BYTES, base.MAX_JSON_VALUES
     bomb = gzip.compress(b" " * (10 * 1024 * 1024), compresslevel=9) * 50
 
     def send(body: bytes, *headers: str) -> Callable[[socket.socket], None]:

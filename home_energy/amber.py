@@ -6,7 +6,7 @@ demo simulator's payloads take the same path. Every failure becomes a project er
 Authorization header).
 
 A hostile or broken upstream costs one sync, never more. The door bounds every exchange (one
-deadline for all of a run's calls, RUN_BUDGET_S; MAX_BODY_BYTES after decompression; JSON depth
+deadline for all of a run's calls, CALLS_DEADLINE_S; MAX_ANSWER_BYTES after decompression; JSON depth
 and values; no redirects; abort on SIGTERM); this module adds what is Amber's own:
 - rate-limit headers are clamped to sane ranges;
 - one retry of a failed connect, and of a 502/503/504, never of a 429 or a 500;
@@ -29,6 +29,7 @@ from .clock import NEM_TZ, nem_day_start, now_utc
 from .config import Secret
 from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError, UpstreamSiteMissingError
 from .fetch import Answer, redact_url
+from .numbers import whole_number
 
 __all__ = ["AmberClient", "RateLimit", "Upstream", "price_window", "redact_url"]
 
@@ -37,12 +38,12 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0  # a LAN/DNS failure shows within seconds
 READ_TIMEOUT_S = 20.0  # Amber answers in well under a second; 20 s only rides out a slow link
 # All calls of one client (one sync run) together: with start-up and writing, a run ends within 60 s.
-RUN_BUDGET_S = 40.0
+CALLS_DEADLINE_S = 40.0
 RATE_LIMIT_FALLBACK_S = 300  # Amber's 429 has no Retry-After; its window is 5 minutes
 FORECAST_HORIZON_H = 24
 MAX_INTERVALS_PER_CALL = 2048  # /prices/current rejects next + previous above this with 422
 USER_AGENT = "home-energy kitchen display"
-MAX_BODY_BYTES = 8 * 1024 * 1024  # after decompression; the largest real answer (2,048 intervals) is ~1.5 MB
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # after decompression; the largest real answer (2,048 intervals) is ~1.5 MB
 MAX_JSON_DEPTH = 32  # Amber's deepest payload nests 4 levels; Python's parser recurses once per level
 # The largest real answer (2,048 intervals on two channels) holds ~135,000 values, keys included;
 # 400,000 of the costliest kind stay within ~40 MB of parsed objects (bench.sync_cost measures it).
@@ -95,13 +96,13 @@ class AmberClient:
     """Calls Amber; counts calls and remembers the last rate-limit headers it saw."""
 
     def __init__(self, base_url: str, token: Secret, read_timeout_s: float = READ_TIMEOUT_S,
-                 budget_s: float = RUN_BUDGET_S) -> None:
+                 budget_s: float = CALLS_DEADLINE_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.shown_url = redact_url(self.base_url)
         self.budget_s = budget_s
         self.deadline = fetch.now() + budget_s  # every call of this client (one sync run) together
         self.limits = fetch.Limits(deadline_s=budget_s, connect_s=CONNECT_TIMEOUT_S, read_s=read_timeout_s,
-                                   max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH, max_values=MAX_JSON_VALUES,
+                                   max_bytes=MAX_ANSWER_BYTES, max_depth=MAX_JSON_DEPTH, max_values=MAX_JSON_VALUES,
                                    error_bytes=ERROR_BODY_BYTES)
         self.http = fetch.Client(self.base_url, label="Amber", limits=self.limits,
                                  faults=fetch.Faults(unavailable=UpstreamError, data=UpstreamDataError),
@@ -182,10 +183,7 @@ class AmberClient:
 
 def _int_header(headers: Mapping[str, str], name: str, ceiling: int) -> int | None:
     """A non-negative whole number clamped to `ceiling`; anything else is ignored."""
-    raw = (headers.get(name) or "").strip()
-    if not raw or not raw.isascii() or not raw.isdigit():
-        return None
-    return ceiling if len(raw) > 12 else min(int(raw), ceiling)
+    return whole_number((headers.get(name) or "").strip(), 0, ceiling, clamp=True)
 
 
 def _reason_from(answer: Answer) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import overload
+from typing import TypeGuard, overload
 
 NEM_TZ = timezone(timedelta(hours=10), "AEST")
 
@@ -18,6 +18,21 @@ def now_utc() -> datetime:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+def is_recent(last: float | None, now: float, period_s: float) -> bool:
+    """Whether something done at `last` (Unix seconds) is less than `period_s` before `now`.
+
+    A stamp in the future, written while the clock ran ahead, is never recent: otherwise it would
+    postpone the next fetch or check for as long as the clock was wrong.
+    """
+    return last is not None and 0 <= now - last < period_s
+
+
+def is_waiting(until: float | None, now: float, ceiling_s: float) -> TypeGuard[float]:
+    """Whether a wait that ends at `until` is still on: it ends in the future, but no further than
+    `ceiling_s` ahead (a longer one was set by a clock that was wrong, and is ignored)."""
+    return until is not None and now < until <= now + ceiling_s
 
 
 @overload

@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
+from .numbers import whole_number
 
 DEFAULT_API_URL = "https://api.amber.com.au/v1"
 ENV_FILE_VAR = "HOME_ENERGY_ENV_FILE"
@@ -143,11 +144,8 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     raw = env.get(name, "").strip()
     if raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}")
     return value
 
@@ -344,7 +342,7 @@ def _mqtt_settings(env: Mapping[str, str]) -> dict:
         raise ConfigError("MQTT_URL must be mqtt://host[:port] or mqtts://host[:port] "
                           "(user and password may go before the host as user:password@)")
     scheme, user, url_password, host, port = match.groups()
-    if port is not None and not 1 <= int(port) <= 65535:
+    if port is not None and whole_number(port, 1, 65535) is None:
         raise ConfigError("MQTT_URL's port must be from 1 to 65535")
     if url_password is not None and password:
         raise ConfigError("MQTT_PASSWORD is set and MQTT_URL holds a password too: give it in one place")

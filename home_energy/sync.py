@@ -24,7 +24,7 @@ from typing import Any
 
 from . import db, store
 from .amber import MAX_RATE_LIMIT_RESET_S, AmberClient, RateLimit, Upstream, price_window
-from .clock import NEM_TZ, floor_to_boundary, monotonic, now_utc
+from .clock import NEM_TZ, floor_to_boundary, is_recent, is_waiting, monotonic, now_utc
 from .config import Config
 from .demo import DEMO_SITE_ID, DemoUpstream
 from .errors import CacheCorruptError, ConfigError, HomeEnergyError, RateLimitedError, UpstreamDataError, UpstreamError
@@ -50,7 +50,7 @@ USAGE_HISTORY_DAYS = 90  # Amber keeps about 90 days of usage
 USAGE_CHUNK_DAYS = 7  # /usage rejects longer ranges with 422
 BACKFILL_CHUNKS_PER_RUN = 3  # 13 chunks for 90 days: done within 5 runs, at most 5 calls a run
 RATE_LIMIT_RESERVE = 10  # never spend the quota's last calls on optional work: prices come first
-RUN_BUDGET_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
+OPTIONAL_CALLS_UNTIL_S = 30.0  # optional calls stop once a run has taken this long; the client ends every call at 40 s
 LONGEST_INTERVAL_MIN = 30  # Amber's intervals last 5, 15 or 30 minutes; a 5-minute site's far forecasts are 30
 USAGE_BACKOFF_FIRST_S = 15 * 60  # after a failed /usage: 15 min, 30, 60, then every 2 h
 USAGE_BACKOFF_MAX_S = 2 * 3600
@@ -122,11 +122,11 @@ def _run(conn: sqlite3.Connection, config: Config, upstream: Upstream) -> SyncRe
     previous_outcome, previous_problem = store.last_result(conn)
     # Recorded before anything can fail; the first Amber run also drops what the demo simulated.
     run_id = store.start_run(conn, config.mode)
-    blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until")) or 0
+    blocked_until = _float(db.get_meta(conn, "rate_limit_blocked_until"))
     fetched = _Fetched()
     try:
         # Up to the client's own ceiling on a block: a longer one came from a clock that was wrong.
-        if started.timestamp() < blocked_until <= started.timestamp() + MAX_RATE_LIMIT_RESET_S:
+        if is_waiting(blocked_until, started.timestamp(), MAX_RATE_LIMIT_RESET_S):
             wait_s = int(blocked_until - started.timestamp())
             raise RateLimitedError(f"rate-limited by Amber: no calls for another {wait_s} s", blocked_until)
         try:
@@ -227,10 +227,9 @@ def _resolve_site(conn: sqlite3.Connection, config: Config, upstream: Upstream, 
             "or point SQLITE_PATH elsewhere for the demo"
         )
     cached = [s for s in store.cached_sites(conn) if (s.id == DEMO_SITE_ID) == (config.mode == "demo")]
-    last = _float(db.get_meta(conn, "sites_fetched_at")) or 0
+    last = _float(db.get_meta(conn, "sites_fetched_at"))
     mode_changed = db.get_meta(conn, "mode") not in (None, config.mode)
-    # 0 <= age: a stamp from a clock that ran ahead must not postpone the next fetch for years.
-    if cached and not mode_changed and 0 <= now.timestamp() - last < SITES_EVERY_S:
+    if cached and not mode_changed and is_recent(last, now.timestamp(), SITES_EVERY_S):
         return choose_site(cached, config.amber_site_id)
     fetched.all_sites = convert_all("sites", site_from_payload, validate_payload("sites", upstream.sites()))
     return choose_site(fetched.all_sites, config.amber_site_id)
@@ -268,12 +267,11 @@ def _fetch_usage(conn: sqlite3.Connection, config: Config, upstream: Upstream, f
     assert site is not None
     t = now.timestamp()
     failures = int(_float(db.get_meta(conn, f"usage_failures:{site.id}")) or 0)
-    retry_at = _float(db.get_meta(conn, f"usage_retry_at:{site.id}")) or 0
-    last = _float(db.get_meta(conn, f"usage_fetched_at:{site.id}")) or 0
-    # 0 <= age: a stamp from a clock that ran ahead must not postpone the next fetch for years.
-    if failures and t < retry_at <= t + USAGE_BACKOFF_MAX_S:
+    retry_at = _float(db.get_meta(conn, f"usage_retry_at:{site.id}"))
+    last = _float(db.get_meta(conn, f"usage_fetched_at:{site.id}"))
+    if failures and is_waiting(retry_at, t, USAGE_BACKOFF_MAX_S):
         return
-    if not failures and 0 <= t - last < USAGE_EVERY_S:
+    if not failures and is_recent(last, t, USAGE_EVERY_S):
         return
     ranges = _usage_ranges(conn, config, site, now)
     try:
@@ -323,7 +321,7 @@ def _usage_ranges(conn: sqlite3.Connection, config: Config, site: Site, now: dat
 
 
 def _may_spend(upstream: Upstream, t0: float) -> bool:
-    if monotonic() - t0 > RUN_BUDGET_S:
+    if monotonic() - t0 > OPTIONAL_CALLS_UNTIL_S:
         return False
     limit = upstream.rate_limit
     return limit is None or limit.remaining is None or limit.remaining > RATE_LIMIT_RESERVE

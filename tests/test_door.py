@@ -113,7 +113,7 @@ def test_two_million_tiny_objects_under_the_cap_cost_a_bounded_parse():
             "from home_energy import amber, fetch\n"
             "body = b'[' + b'{\"\":{}},' * (7_900_000 // 8) + b'{}]'\n"
             "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "limits = fetch.Limits(max_bytes=amber.MAX_BODY_BYTES, max_depth=amber.MAX_JSON_DEPTH,"
+            "limits = fetch.Limits(max_bytes=amber.MAX_ANSWER_BYTES, max_depth=amber.MAX_JSON_DEPTH,"
             " max_values=amber.MAX_JSON_VALUES)\n"
             "try:\n"
             "    fetch.parse_json(body, what='prices', limits=limits, error=ValueError, label='Amber')\n"

@@ -16,14 +16,15 @@ import math
 from typing import Any, Protocol
 
 from ..digest import DigestAuth
-from ..errors import UpstreamAuthError, UpstreamDataError, UpstreamError
+from ..errors import ConfigError, UpstreamDataError, UpstreamError
 from ..fetch import Answer, Client, Faults, Limits, now, redact_url
 from ..models import Reading
 
 READ_TIMEOUT_S = 4.0  # Fronius asks for 4 s between realtime calls; a slower answer is a fault
 POLL_BUDGET_S = 8.0  # every exchange of one poll together (a Shelly EM1 poll makes six)
+MAX_COUNTER_WH = 1e12  # a lifetime energy counter beyond a terawatt-hour is garbage
 MAX_POWER_W = 200_000.0  # far above any household connection: beyond this the value is garbage
-MAX_BODY_BYTES = 256 * 1024  # the largest documented status is a few KB
+MAX_STATUS_BYTES = 256 * 1024  # the largest documented status is a few KB
 MAX_JSON_DEPTH = 16  # the deepest documented answer (Fronius meter data) nests 5 levels
 MAX_JSON_VALUES = 20_000  # the largest documented answer holds a few hundred
 
@@ -36,7 +37,7 @@ class MeterDataError(UpstreamDataError):
     """The meter answered JSON that fails validation; nothing from it is used."""
 
 
-class MeterConfigError(UpstreamAuthError):
+class MeterConfigError(ConfigError):
     """The address or password is wrong, or the device is not a supported meter."""
 
 
@@ -76,7 +77,7 @@ def obj(value: Any, where: str) -> dict[str, Any]:
 def meter_limits() -> Limits:
     """What one exchange with a meter may cost (read at call time, so a test can shorten it)."""
     return Limits(deadline_s=READ_TIMEOUT_S, connect_s=READ_TIMEOUT_S, read_s=READ_TIMEOUT_S,
-                  max_bytes=MAX_BODY_BYTES, max_depth=MAX_JSON_DEPTH, max_values=MAX_JSON_VALUES)
+                  max_bytes=MAX_STATUS_BYTES, max_depth=MAX_JSON_DEPTH, max_values=MAX_JSON_VALUES)
 
 
 class JsonHttp:

@@ -21,14 +21,13 @@ import logging
 from typing import Any
 
 from ..clock import monotonic, now_utc
-from .base import JsonHttp, MeterDataError, MeterUnavailableError, Reading, number, obj
+from .base import MAX_COUNTER_WH, JsonHttp, MeterDataError, MeterUnavailableError, Reading, number, obj
 
 log = logging.getLogger(__name__)
 
 POWER_FLOW_PATH = "/solar_api/v1/GetPowerFlowRealtimeData.fcgi"
 METER_PATH = "/solar_api/v1/GetMeterRealtimeData.cgi?Scope=System"
 COUNTERS_EVERY_S = 60.0  # Home Assistant reads the meter every 60 s; counters move slowly
-MAX_COUNTER_WH = 1e12
 
 
 class FroniusSource:

@@ -25,10 +25,19 @@ from typing import Any
 from ..clock import now_utc
 from ..config import Secret
 from ..digest import DigestAuth
-from .base import JsonHttp, MeterConfigError, MeterDataError, MeterUnavailableError, Reading, number, obj, status_error
+from .base import (
+    MAX_COUNTER_WH,
+    JsonHttp,
+    MeterConfigError,
+    MeterDataError,
+    MeterUnavailableError,
+    Reading,
+    number,
+    obj,
+    status_error,
+)
 
 SHELLY_USER = "admin"  # fixed by Shelly for Gen2+ digest auth
-MAX_COUNTER_WH = 1e12
 BROKEN_MEASUREMENT = frozenset({"power_meter_failure", "ct_type_not_set"})
 
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import db
-from ..clock import now_utc
+from ..clock import is_recent, now_utc
 from ..errors import (
     CacheBusyError,
     CacheCorruptError,
@@ -204,8 +204,7 @@ def _missing_tables(conn: sqlite3.Connection) -> list[str]:
 def _check_integrity_if_due(conn: sqlite3.Connection, path: Path, force: bool) -> None:
     now = int(now_utc().timestamp())
     last = db.int_meta(conn, "integrity_checked_at")
-    # 0 <= age: a stamp from a clock that ran ahead must not postpone the check for years.
-    if not force and last is not None and 0 <= now - last < INTEGRITY_EVERY_S:
+    if not force and is_recent(last, now, INTEGRITY_EVERY_S):
         return
     result = conn.execute("PRAGMA quick_check").fetchone()[0]
     if result != "ok":
