@@ -52,7 +52,7 @@ LOOP_TIMEOUT_S = 1
 MAX_REQUEST_HEADER_BYTES = 16 * 1024
 MAX_REQUEST_BODY_BYTES = 64 * 1024  # the API takes no bodies; keep an upload from filling memory
 
-SETTINGS: dict[str, Any] = {
+WAITRESS_OPTIONS: dict[str, Any] = {
     "threads": THREADS,
     "connection_limit": CONNECTION_LIMIT,
     "channel_timeout": CHANNEL_TIMEOUT_S,
@@ -174,11 +174,11 @@ def _admit_with_room(listener: BaseWSGIServer) -> None:
 
 
 def build_server(app: Any, host: str, port: int, **overrides: Any) -> Any:
-    """A Waitress server for `app` on host:port with SETTINGS (and `overrides`), not yet running.
+    """A Waitress server for `app` on host:port with WAITRESS_OPTIONS (and `overrides`), not yet running.
 
     Raises OSError when the address cannot be bound (EADDRINUSE when the port is taken).
     """
-    server = create_server(app, host=host, port=port, **{**SETTINGS, **overrides})
+    server = create_server(app, host=host, port=port, **{**WAITRESS_OPTIONS, **overrides})
     for listener in [server, *getattr(server, "map", {}).values()]:
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = DeadlineChannel

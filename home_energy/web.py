@@ -40,6 +40,7 @@ from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
 from .errors import HomeEnergyError
 from .hosts import HostGuard
+from .numbers import whole_number
 from .plugs import status as plug_status
 from .plugs.api import plugs_api
 from .redact import Redactor
@@ -48,10 +49,8 @@ from .version import running_version
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOURS = 24
 MAX_HOURS = 48
-MAX_NUMBER_DIGITS = 4  # longer than any accepted value: rejected before int() sees it
 FIRST_DATE = date(2000, 1, 1)  # dates outside these are refused: no arithmetic near date.min/max
 LAST_DATE = date(2100, 12, 31)
 DEFAULT_USAGE_DAYS = 7
@@ -110,7 +109,6 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
-    app.config["JSON_SORT_KEYS"] = False
     json_provider = cast(DefaultJSONProvider, app.json)  # the class Flask installs unless told otherwise
     json_provider.sort_keys = False
     json_provider.compact = True
@@ -265,19 +263,15 @@ def _only(*allowed: str) -> None:
             raise BadRequest(f"query parameter {name!r} is given more than once")
 
 
-def _digits(raw: str) -> bool:
-    # str.isdigit() alone accepts "²", "٣" and "𝟏", which int() then rejects or reads as 3.
-    return 0 < len(raw) <= MAX_NUMBER_DIGITS and raw.isascii() and raw.isdigit()
-
-
 def _int_arg(name: str, low: int, high: int) -> int | None:
     """The parameter as an int in [low, high], or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not _digits(raw) or not low <= int(raw) <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _date_arg(name: str) -> date | None:
@@ -286,11 +280,11 @@ def _date_arg(name: str) -> date | None:
     if raw is None:
         return None
     message = f"{name} must be a date as YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
-    year, month, day = raw[:4], raw[5:7], raw[8:]
-    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or not all(_digits(x) for x in (year, month, day)):
+    year, month, day = (whole_number(x, 1, 9999) for x in (raw[:4], raw[5:7], raw[8:]))
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or year is None or month is None or day is None:
         raise BadRequest(message)
     try:
-        value = date(int(year), int(month), int(day))
+        value = date(year, month, day)
     except ValueError:
         raise BadRequest(message) from None
     if not FIRST_DATE <= value <= LAST_DATE:
