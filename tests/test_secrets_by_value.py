@@ -239,8 +239,9 @@ def test_every_free_text_the_store_writes_is_scrubbed(tmp_path, monkeypatch):
     run_id = store.start_run(conn, "amber")
     store.record_failure(conn, run_id, store.RunRecord("dataerror", quoted, 1))
     fields = {f.name: None for f in dataclasses.fields(PlugRow)}
-    save_plug(conn, PlugRow(**{**fields, "plug": "pump", "name": "Pump", "rule": "below", "mode": "auto", "why": "", "updated_at": 1_800_000_000,
-                               "last_error": quoted}),
+    row = {**fields, "plug": "pump", "name": "Pump", "rule": "below", "mode": "auto", "why": "",
+           "updated_at": 1_800_000_000, "last_error": quoted}
+    save_plug(conn, PlugRow(**row),
               [(1_800_000_000, "error", "below", None, None, "failed", quoted)])
     finish_command(conn, start_command(conn, "pump", 1_800_000_000, "below", 10.0, "on", quoted), "failed", quoted)
     conn.close()
