@@ -170,7 +170,7 @@ def burst_paths(version: str) -> list[str]:
 
     # The page links its stylesheet and script with ?v=<version>; the favicon has no version.
     static = [f"/static/{name}" + ("" if name == "favicon.svg" else f"?v={version}") for name in STATIC_FILES]
-    return [*PATHS, "/api/usage?intervals=1", *static]
+    return [*PATHS, "/api/usage?intervals=1", "/api/today", "/api/live", *static]
 
 
 def _datasets(args: argparse.Namespace, work: Path) -> list[Dataset]:

@@ -236,15 +236,15 @@ What was found, one experiment at a time:
   per-request `os.stat` of the cache and the per-thread read-only SQLite connection cost
   microseconds (inside the handler column).
 - **Work per request.** On a quiet machine the throughput ratio is about the ratio of CPU per
-  request. Through Flask's test client the bare route costs 144 µs. `/api/prices` and
-  `/api/summary` were already answered from an answer cache kept per (fetch, 5-minute bucket):
-  168 µs. `/api/current` cost 264 µs until it used the same cache (169 µs: the current interval
-  and its kind are the same for a whole 5-minute bucket). `/api/health` (226 µs) and `/api/usage`
-  (219 µs; 3–5 ms with `intervals=1`) now keep their last answer per server thread until SQLite's
-  `PRAGMA data_version` says the cache was written (and, for health, until the second changes):
-  146 and 174 µs, and a repeated week of intervals 170 µs. The page itself (`/`) was rendered
-  from its template and gzipped on every load (375 µs); it depends only on the settings and the
-  version, so it is now rendered and gzipped once (218 µs).
+  request. Through Flask's test client the bare route costs 144 µs. Built afresh, `/api/current`
+  cost 264 µs, `/api/health` 226 µs and `/api/usage` 219 µs (3–5 ms with `intervals=1`). Every
+  endpoint now keeps its answer through one helper (`answers.kept_answer`) until SQLite's
+  `PRAGMA data_version` says the cache was written or its time slice (a second for ages, the
+  5-minute grid for intervals) ends: a repeated poll costs a `stat`, one pragma and a lookup,
+  146–174 µs, and a repeated week of intervals 170 µs. Werkzeug's parse of `Accept-Encoding`
+  was a quarter of that, so each distinct header is parsed once. The page itself (`/`) was
+  rendered from its template and gzipped on every load (375 µs); it depends only on the settings
+  and the version, so it is now rendered and gzipped once (218 µs).
 - **The tail.** The p99 of each phase is a few milliseconds, about one GIL switch interval (5 ms):
   a thread that is ready waits for the one holding the GIL. On a machine with other work the
   client p99 is dominated by the process not being scheduled at all, for the bare route as much

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 from waitress.task import ThreadedTaskDispatcher
 
 from home_energy.config import load_config
-from home_energy.server import SETTINGS, DeadlineChannel, build_server
+from home_energy.server import WAITRESS_OPTIONS, DeadlineChannel, build_server
 from home_energy.web import create_app
 
 _local = threading.local()
@@ -90,7 +90,7 @@ def main() -> None:
     records: list[tuple[str, float, float, float]] = []
     app = create_app(load_config())
     dispatcher = TimedDispatcher()
-    dispatcher.set_thread_count(SETTINGS["threads"])
+    dispatcher.set_thread_count(WAITRESS_OPTIONS["threads"])
     server = build_server(timed(app, records), "127.0.0.1", port, _dispatcher=dispatcher)
     for listener in [server, *getattr(server, "map", {}).values()]:
         if hasattr(listener, "channel_class"):

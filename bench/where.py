@@ -101,14 +101,14 @@ def _profile(client: Any, path: str) -> tuple[tuple[str, float], ...]:
 
 
 def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown]:
-    from home_energy import db, web
+    from home_energy import answers, db, web
     from home_energy.config import load_config
 
     app = web.create_app(load_config(env=server_env(sqlite_path, days)))
     client = app.test_client()
     times: dict[str, list[Any]] = {}
-    real_connect = web.connect_reader
-    web.connect_reader = lambda path: cast(sqlite3.Connection, _TimedConnection(real_connect(path), times))
+    real_connect = answers.connect_reader
+    answers.connect_reader = lambda path: cast(sqlite3.Connection, _TimedConnection(real_connect(path), times))
     try:
         results = []
         for path in paths:
@@ -135,4 +135,4 @@ def break_down(sqlite_path: Path, days: int, paths: list[str]) -> list[Breakdown
                                      tuple(statements[:SHOWN_STATEMENTS]), functions))
         return results
     finally:
-        web.connect_reader = real_connect
+        answers.connect_reader = real_connect

@@ -29,6 +29,7 @@ from .clock import NEM_TZ, nem_day_start, now_utc
 from .config import Secret
 from .errors import RateLimitedError, UpstreamAuthError, UpstreamDataError, UpstreamError, UpstreamSiteMissingError
 from .fetch import Answer, redact_url
+from .numbers import whole_number
 
 __all__ = ["AmberClient", "RateLimit", "Upstream", "price_window", "redact_url"]
 
@@ -182,10 +183,7 @@ class AmberClient:
 
 def _int_header(headers: Mapping[str, str], name: str, ceiling: int) -> int | None:
     """A non-negative whole number clamped to `ceiling`; anything else is ignored."""
-    raw = (headers.get(name) or "").strip()
-    if not raw or not raw.isascii() or not raw.isdigit():
-        return None
-    return ceiling if len(raw) > 12 else min(int(raw), ceiling)
+    return whole_number((headers.get(name) or "").strip(), 0, ceiling, clamp=True)
 
 
 def _reason_from(answer: Answer) -> str:

@@ -17,6 +17,7 @@ from types import FrameType
 from . import redact
 from .config import Config, config_warnings, dashboard_url, load_config
 from .errors import EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_UNAVAILABLE, HomeEnergyError
+from .numbers import whole_number
 
 log = logging.getLogger("home_energy")
 
@@ -255,9 +256,10 @@ def _version() -> str:
 
 
 def _days(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 3650:
+    days = whole_number(text, 1, 3650)
+    if days is None:
         raise argparse.ArgumentTypeError("must be a whole number from 1 to 3650")
-    return int(text)
+    return days
 
 
 def main(argv: Sequence[str] | None = None) -> int:

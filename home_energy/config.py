@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
+from .numbers import whole_number
 
 DEFAULT_API_URL = "https://api.amber.com.au/v1"
 ENV_FILE_VAR = "HOME_ENERGY_ENV_FILE"
@@ -34,7 +35,7 @@ SETTINGS = frozenset({
     "AMBER_TOKEN", "AMBER_SITE_ID", "AMBER_API_URL", "HOST", "PORT", "SQLITE_PATH", "RETENTION_DAYS",
     "STALE_AFTER_SECONDS", "DEBUG", "TIMEZONE", "MONTHLY_BUDGET", "NIGHT_START", "NIGHT_END", ENV_FILE_VAR,
     "FORECAST_PRICE", "METER", "METER_URL", "METER_PASSWORD", "METER_POLL_SECONDS", "PLUGS_FILE",
-    "MQTT_URL", "MQTT_PASSWORD", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX",
+    "MQTT_URL", "MQTT_PASSWORD", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "ALLOWED_HOSTS",
 })
 OUR_PREFIXES = ("AMBER_", "HOME_ENERGY_", "METER_", "MQTT_")
 OTHER_PREFIXES = ("KIOSK_", "HOME_ENERGY_UPDATE_")  # the kiosk launcher and pi/update.sh have their own
@@ -86,6 +87,7 @@ class Config:
     mqtt_password: Secret | None = None
     mqtt_discovery_prefix: str = "homeassistant"
     mqtt_topic_prefix: str = "home-energy"
+    allowed_hosts: tuple[str, ...] = ()  # names served besides the dashboard's own (see hosts.py)
 
     @property
     def mode(self) -> str:
@@ -142,11 +144,8 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     raw = env.get(name, "").strip()
     if raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}")
     return value
 
@@ -235,9 +234,38 @@ def load_config(env: Mapping[str, str] | None = None, env_file: str | Path | Non
         night_end=_hhmm(merged, "NIGHT_END", "06:00"),
         forecast_price=forecast,
         plugs_file=Path(merged["PLUGS_FILE"].strip()) if merged.get("PLUGS_FILE", "").strip() else None,
+        allowed_hosts=_allowed_hosts(merged.get("ALLOWED_HOSTS", "")),
         **_meter_settings(merged),
         **_mqtt_settings(merged),
     )
+
+
+def _allowed_hosts(raw: str) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: host names or addresses, comma-separated, without ports; `*` for any."""
+    names = []
+    for entry in raw.split(","):
+        name = entry.strip().lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        if not name:
+            continue
+        if ":" in name:
+            valid = _is_ipv6(name)
+        else:
+            valid = name == "*" or re.fullmatch(r"[a-z0-9][a-z0-9.\-]{0,252}", name) is not None
+        if not valid:
+            raise ConfigError("ALLOWED_HOSTS must be host names or addresses without a port, separated by "
+                              "commas, e.g. dashboard.home,192.168.1.20")
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 METERS = ("fronius", "shelly")
@@ -314,7 +342,7 @@ def _mqtt_settings(env: Mapping[str, str]) -> dict:
         raise ConfigError("MQTT_URL must be mqtt://host[:port] or mqtts://host[:port] "
                           "(user and password may go before the host as user:password@)")
     scheme, user, url_password, host, port = match.groups()
-    if port is not None and not 1 <= int(port) <= 65535:
+    if port is not None and whole_number(port, 1, 65535) is None:
         raise ConfigError("MQTT_URL's port must be from 1 to 65535")
     if url_password is not None and password:
         raise ConfigError("MQTT_PASSWORD is set and MQTT_URL holds a password too: give it in one place")

@@ -22,6 +22,7 @@ from .errors import (
     CacheUnreadableError,
     HomeEnergyError,
 )
+from .numbers import whole_number
 
 BUSY_TIMEOUT_MS = 5000  # a reader waits this long for a checkpoint; the sync commits in milliseconds
 
@@ -104,5 +105,4 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def int_meta(conn: sqlite3.Connection, key: str) -> int | None:
-    value = get_meta(conn, key)
-    return int(value) if value is not None and value.lstrip("-").isdigit() else None
+    return whole_number(get_meta(conn, key), -(10**18), 10**18)

@@ -6,39 +6,35 @@ Rules it keeps:
   ask (percent → ratio, kWh → joules); prices keep c/kWh, money keeps dollars, as named.
 - Times are exported as Unix timestamps (`*_timestamp_seconds`), never as ages: an age is
   `time() - x` in PromQL, and without ages the text changes only when the cache is written or
-  the 5-minute price interval turns, so it is computed once per such change and kept (per server
-  thread: `PRAGMA data_version` is only comparable on one connection), not once per scrape.
+  the minute turns, so it is kept like every other answer (`answers.kept_answer`), computed once
+  per such change rather than once per scrape.
 - A value the cache does not have is left out (no series), never exported as 0.
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, current_app
 
 from . import queries
+from .answers import bucket, kept_answer
 from .clock import now_utc
-from .web import get_db, settings
+from .web import settings
 
 metrics = Blueprint("metrics", __name__)
 
 JOULES_PER_KWH = 3_600_000
-_kept = threading.local()
+# The current interval and a silent meter are decided per minute; everything else per write.
+METRICS_SLICE_S = 60
 
 
 @metrics.get("/metrics")
 def scrape() -> Any:
     from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-    conn, now = get_db(), now_utc()
-    # The current interval and a silent meter are decided per minute; everything else per write.
-    key = (conn.execute("PRAGMA data_version").fetchone()[0], int(now.timestamp()) // 60)
-    kept = getattr(_kept, "answer", None)
-    if kept is None or kept[0] is not conn or kept[1] != key:
-        kept = _kept.answer = (conn, key, render(conn, now))
-    return current_app.response_class(kept[2], content_type=CONTENT_TYPE_PLAIN_0_0_4)
+    return kept_answer("metrics", (), lambda conn, at: render(conn, at), at=bucket(now_utc(), METRICS_SLICE_S),
+                       mimetype=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def render(conn: Any, now: Any) -> bytes:

@@ -197,11 +197,6 @@ def current(conn: sqlite3.Connection, now: datetime) -> dict[str, Any]:
     return {"channels": {channel: interval_json(row, t) for channel, row in found.items() if row is not None}}
 
 
-def prices_cache_key(conn: sqlite3.Connection, now: datetime, hours: int) -> tuple[int | None, int, int]:
-    """Two requests with the same key get the same answer: same fetch, same 5-minute bucket."""
-    return int_meta(conn, f"prices_fetched_at:{site_id(conn)}"), _bucket(now), hours
-
-
 def _bucket(now: datetime) -> int:
     # Every interval boundary is a multiple of 5 minutes, so within one bucket the interval that
     # holds "now", and so every `kind`, is the same as at the bucket's start.
@@ -273,12 +268,6 @@ def _month_total(conn: sqlite3.Connection, sid: str | None, first: date, last: d
     if cost is None:
         return None
     return {"from": first.isoformat(), "to": last.isoformat(), "cost_dollars": cost, "days": days}
-
-
-def summary_cache_key(conn: sqlite3.Connection, now: datetime) -> tuple[int | None, int | None, int]:
-    sid = site_id(conn)
-    return (int_meta(conn, f"prices_fetched_at:{sid}"), int_meta(conn, f"usage_newest_end:{sid}"),
-            _bucket(now))
 
 
 def price_slots(conn: sqlite3.Connection, sid: str | None, channel: str, t: int, horizon: int,
@@ -446,7 +435,10 @@ def today(conn: sqlite3.Connection, now: datetime, source: str | None, day: date
     once it has the whole day."""
     day = day or now.astimezone(NEM_TZ).date()
     start = int(nem_day_start(day).timestamp())
-    end = min(int(now.timestamp()), start + 86400)
+    # Through the end of the current minute (the collector keeps folding into its row): the same
+    # for every second of the minute, so the web may keep the answer per minute.
+    t = int(now.timestamp())
+    end = min(t - t % 60 + 60, start + 86400)
     body: dict[str, Any] = {"date": day.isoformat(), "from": _iso(start), "to": None, "import_kwh": None,
                             "export_kwh": None, "cost_dollars": None, "estimated": True, "basis": None,
                             "unpriced_kwh": None, "meter_estimate": None, "source": source}

@@ -1,34 +1,46 @@
 """The Flask app: the dashboard page and a read-only JSON API over the SQLite cache.
 
 It never imports the upstream client and never calls out: every answer comes from the cache,
-opened read-only (one connection per server thread). When the file cannot be read at all,
-/api/health answers 503 with a one-line error. Query parameters are parsed strictly (ASCII
-digits, exact dates, no repeats); bad input is a 400 with a JSON error, and every error under
-/api is JSON, a 500 included, which never carries a trace.
+opened read-only (one connection per server thread, in `answers`). Every answer that can be
+kept is kept through `answers.kept_answer` (or `kept_body` for the page), never by a cache of a
+view's own. When the file cannot be read at all, /api/health answers 503 with a one-line error.
+Query parameters are parsed strictly (ASCII digits, exact dates, no repeats); bad input is a 400
+with a JSON error. Every answer under /api is JSON: an error, a 500 (which never carries a trace),
+OPTIONS and a method the path does not take (with `Allow`). A request for a Host that is not one
+of the dashboard's names is a JSON 400 (`hosts`).
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import mimetypes
 import os
 import sqlite3
-import threading
-from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
-from flask.typing import ResponseReturnValue
 
 from . import publish_status, queries
+from .answers import (
+    GZIP_LEVEL_ONCE,
+    accepts_gzip,
+    bucket,
+    close_db,
+    compress_for_client,
+    compressed_form,
+    drop_reader,
+    encoded_response,
+    kept_answer,
+    kept_body,
+)
 from .clock import NEM_TZ, now_utc
 from .config import Config, load_config
-from .db import connect_reader
 from .errors import HomeEnergyError
+from .hosts import HostGuard
+from .numbers import whole_number
 from .plugs import status as plug_status
 from .plugs.api import plugs_api
 from .redact import Redactor
@@ -37,18 +49,20 @@ from .version import running_version
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOURS = 24
 MAX_HOURS = 48
-MAX_NUMBER_DIGITS = 4  # longer than any accepted value: rejected before int() sees it
 FIRST_DATE = date(2000, 1, 1)  # dates outside these are refused: no arithmetic near date.min/max
 LAST_DATE = date(2100, 12, 31)
 DEFAULT_USAGE_DAYS = 7
 # Five-minute usage is ~600 rows a day: a week keeps the heaviest answer under 1 MB of JSON, so
 # it cannot crowd out the page's own endpoints; day totals are a few rows a day and may span 93 days.
 MAX_INTERVAL_USAGE_DAYS = 7
-GZIP_MIN_BYTES = 1024  # below this the gzip header and CPU are not worth it
-GZIP_TYPES = frozenset({"application/json", "text/html", "text/css", "application/javascript", "text/javascript"})
+# How long each answer holds, as the time slice passed to `kept_answer`: ages are whole seconds;
+# every interval boundary (and so the current interval and each `kind`) is on the 5-minute grid;
+# the meter's energy is kept per minute.
+AGES_SLICE_S = 1
+INTERVAL_GRID_S = 300
+METER_MINUTE_S = 60
 
 api = Blueprint("api", __name__, url_prefix="/api")
 page = Blueprint("page", __name__)
@@ -59,35 +73,19 @@ page = Blueprint("page", __name__)
 VERSIONED_STATIC_MAX_AGE_S = 365 * 24 * 3600
 STATIC_MAX_AGE_S = 3600
 
-ANSWER_CACHE_ENTRIES = 16  # prices for a few `hours` values and the summary, over two 5-minute buckets
-
 
 class BadRequest(HomeEnergyError):
     pass
 
 
-class _AnswerCache:
-    """The last few /api/prices and /api/summary bodies, keyed by what they are computed from:
-    the newest fetch, the 5-minute bucket of now, and the request's own parameters.
-
-    Every screen polls every 30 seconds and the answer changes only when the sync writes or a
-    5-minute boundary passes, so nearly every poll is served without touching the rows.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.answers: dict[tuple, bytes] = {}
-
-
 class StaticAsset:
-    """One static file held in memory, with its gzip form when that is smaller."""
+    """One static file held in memory, with its gzip form when the one rule gives one."""
 
     def __init__(self, body: bytes, mimetype: str) -> None:
         self.body = body
         self.mimetype = mimetype
         self.etag = hashlib.sha256(body).hexdigest()[:32]
-        packed = gzip.compress(body, compresslevel=9, mtime=0)
-        self.gzipped = packed if len(body) >= GZIP_MIN_BYTES and len(packed) < len(body) else None
+        self.gzipped = compressed_form(body, mimetype, GZIP_LEVEL_ONCE)
 
 
 def load_static(folder: str | None) -> dict[str, StaticAsset]:
@@ -111,12 +109,11 @@ def create_app(config: Config | None = None) -> Flask:
     config = config or load_config()
     app.config["HOME_ENERGY"] = config
     app.config["VERSION"] = running_version()
-    app.config["JSON_SORT_KEYS"] = False
     json_provider = cast(DefaultJSONProvider, app.json)  # the class Flask installs unless told otherwise
     json_provider.sort_keys = False
     json_provider.compact = True
-    app.extensions["home_energy_answers"] = _AnswerCache()
     app.extensions["home_energy_static"] = load_static(app.static_folder)
+    hosts = app.extensions["home_energy_hosts"] = HostGuard(config)
     # Health carries the sync's and the meter's error lines: served without any configured secret.
     app.extensions["home_energy_redact"] = Redactor.from_config(config)
     if "static" in app.view_functions:
@@ -129,7 +126,15 @@ def create_app(config: Config | None = None) -> Flask:
     app.teardown_appcontext(close_db)
 
     @app.before_request
-    def _query_is_utf8() -> ResponseReturnValue | None:
+    def _known_host() -> Any:
+        # First of all: a page from another origin learns nothing, not even whether a path exists.
+        header = request.environ.get("HTTP_HOST")
+        if hosts.allows(header):
+            return None
+        return jsonify(error=hosts.refusal(header or "")), 400
+
+    @app.before_request
+    def _query_is_utf8() -> Any:
         # Werkzeug decodes the query string strictly when a view first reads it: reject it here
         # as a 400 rather than let that decode fail as a 500.
         try:
@@ -139,9 +144,22 @@ def create_app(config: Config | None = None) -> Flask:
             return (jsonify(error=message), 400) if _under_api() else (message, 400)
         return None
 
+    @app.before_request
+    def _api_options() -> Any:
+        # Flask answers OPTIONS itself with an empty body; under /api every answer is JSON.
+        if request.method != "OPTIONS":
+            return None
+        rule = request.url_rule
+        if not _under_api() or rule is None or rule.methods is None:
+            return None
+        allowed = sorted(rule.methods)
+        response = jsonify(allow=allowed)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
     @app.after_request
-    def _headers(response: Response) -> Response:
-        _gzip(response)
+    def _headers(response: Any) -> Any:
+        compress_for_client(response)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if request.path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
@@ -156,19 +174,26 @@ def create_app(config: Config | None = None) -> Flask:
         return response
 
     @app.errorhandler(404)
-    def _not_found(_exc: Exception) -> ResponseReturnValue:
+    def _not_found(_exc: Exception) -> Any:
         if _under_api():
             return jsonify(error=f"no such endpoint: {_shown(request.path)}"), 404
         return "not found", 404
 
     @app.errorhandler(405)
-    def _not_allowed(_exc: Exception) -> ResponseReturnValue:
+    def _not_allowed(exc: Exception) -> Any:
+        valid = sorted(getattr(exc, "valid_methods", None) or ())
         if _under_api():
-            return jsonify(error=f"{_shown(request.method)} is not allowed on {_shown(request.path)}"), 405
-        return f"{request.method} is not allowed here", 405
+            response = jsonify(error=f"{_shown(request.method)} is not allowed on {_shown(request.path)}")
+        else:
+            response = current_app.response_class(f"{_shown(request.method)} is not allowed here",
+                                                  mimetype="text/plain")
+        response.status_code = 405
+        if valid:
+            response.headers["Allow"] = ", ".join(valid)
+        return response
 
     @app.errorhandler(500)
-    def _internal_error(_exc: Exception) -> ResponseReturnValue:
+    def _internal_error(_exc: Exception) -> Any:
         # Flask has already logged the exception with its trace; the client gets one line.
         if _under_api():
             return jsonify(error="internal error: see the server log"), 500
@@ -186,106 +211,46 @@ def _under_api() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def _static_file(filename: str) -> Response:
+def _static_file(filename: str) -> Any:
     """A static file from memory: gzipped once at start for clients that accept it, cached long
     when its URL names the running version, and a 304 when the browser already holds it."""
     asset = current_app.extensions["home_energy_static"].get(filename)
     if asset is None:
         abort(404)
-    zipped = asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", "")
+    zipped = asset.gzipped is not None and accepts_gzip()
     etag = asset.etag + ("-gz" if zipped else "")
     versioned = request.args.get("v") == current_app.config["VERSION"]
     if etag in request.if_none_match:
         response = current_app.response_class(status=304)
+        if asset.gzipped is not None:
+            response.vary.add("Accept-Encoding")
     else:
-        response = _body_response(asset.gzipped if zipped else asset.body, asset.mimetype, zipped)
+        response = encoded_response(asset.body, asset.gzipped, asset.mimetype, zipped)
     response.set_etag(etag)
-    if asset.gzipped is not None:
-        response.vary.add("Accept-Encoding")
     max_age = f"{VERSIONED_STATIC_MAX_AGE_S}, immutable" if versioned else f"{STATIC_MAX_AGE_S}"
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     return response
-
-
-def _gzip(response: Response) -> None:
-    """Compress JSON and pages for clients that accept it: a day of 5-minute prices is ~10x smaller.
-
-    Level 5: within a percent of level 9's size on this JSON at a third of the CPU, which matters
-    on a Pi serving several screens.
-    """
-    if (
-        response.direct_passthrough
-        or response.status_code < 200
-        or response.status_code in (204, 304)
-        or "Content-Encoding" in response.headers
-        or "gzip" not in request.headers.get("Accept-Encoding", "")
-        or response.mimetype not in GZIP_TYPES
-    ):
-        return
-    body = response.get_data()
-    if len(body) < GZIP_MIN_BYTES:
-        return
-    response.set_data(gzip.compress(body, compresslevel=5, mtime=0))
-    response.headers["Content-Encoding"] = "gzip"
-    response.vary.add("Accept-Encoding")
 
 
 def settings() -> Config:
     return current_app.config["HOME_ENERGY"]
 
 
-_readers = threading.local()
-
-
-def get_db() -> sqlite3.Connection:
-    """This server thread's read-only connection, kept across requests.
-
-    Opening a connection makes SQLite parse the schema again on its first statement; keeping one
-    per Waitress thread saves that on every request. It is reopened when the file at the path is
-    a different file (the sync moved a corrupt cache aside and started anew) and after any error.
-    """
-    path = settings().sqlite_path
-    try:
-        identity = (str(path), os.stat(path).st_ino)
-    except OSError:
-        _drop_reader()
-        return connect_reader(path)  # raises the one-line "does not exist" error
-    if getattr(_readers, "identity", None) != identity:
-        _drop_reader()
-        _readers.conn = connect_reader(path)
-        _readers.identity = identity
-    g.db_used = True
-    return _readers.conn
-
-
-def _drop_reader() -> None:
-    conn = getattr(_readers, "conn", None)
-    _readers.conn = _readers.identity = None
-    _readers.answers = {}
-    if conn is not None:
-        conn.close()
-
-
-def close_db(exc: BaseException | None = None) -> None:
-    if exc is not None and g.pop("db_used", False):
-        _drop_reader()
-
-
 @api.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest) -> ResponseReturnValue:
+def _bad_request(exc: BadRequest) -> Any:
     return jsonify(error=str(exc)), 400
 
 
 @api.errorhandler(HomeEnergyError)
-def _cache_error(exc: HomeEnergyError) -> ResponseReturnValue:
-    _drop_reader()
+def _cache_error(exc: HomeEnergyError) -> Any:
+    drop_reader()
     return jsonify(error=str(exc)), 503
 
 
 @api.errorhandler(sqlite3.DatabaseError)
-def _sqlite_error(exc: sqlite3.DatabaseError) -> ResponseReturnValue:
+def _sqlite_error(exc: sqlite3.DatabaseError) -> Any:
     log.error("cache read failed: %s", exc)
-    _drop_reader()
+    drop_reader()
     return jsonify(error=f"cache cannot be read: {exc}"), 503
 
 
@@ -298,19 +263,15 @@ def _only(*allowed: str) -> None:
             raise BadRequest(f"query parameter {name!r} is given more than once")
 
 
-def _digits(raw: str) -> bool:
-    # str.isdigit() alone accepts "²", "٣" and "𝟏", which int() then rejects or reads as 3.
-    return 0 < len(raw) <= MAX_NUMBER_DIGITS and raw.isascii() and raw.isdigit()
-
-
 def _int_arg(name: str, low: int, high: int) -> int | None:
     """The parameter as an int in [low, high], or None when it is absent."""
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not _digits(raw) or not low <= int(raw) <= high:
+    value = whole_number(raw, low, high)
+    if value is None:
         raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _date_arg(name: str) -> date | None:
@@ -319,11 +280,11 @@ def _date_arg(name: str) -> date | None:
     if raw is None:
         return None
     message = f"{name} must be a date as YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
-    year, month, day = raw[:4], raw[5:7], raw[8:]
-    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or not all(_digits(x) for x in (year, month, day)):
+    year, month, day = (whole_number(x, 1, 9999) for x in (raw[:4], raw[5:7], raw[8:]))
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-" or year is None or month is None or day is None:
         raise BadRequest(message)
     try:
-        value = date(int(year), int(month), int(day))
+        value = date(year, month, day)
     except ValueError:
         raise BadRequest(message) from None
     if not FIRST_DATE <= value <= LAST_DATE:
@@ -332,77 +293,45 @@ def _date_arg(name: str) -> date | None:
 
 
 @api.get("/health")
-def health() -> Response:
+def health() -> Any:
     _only()
     cfg = settings()
-    conn, now, version = get_db(), now_utc(), current_app.config["VERSION"]
+    version = current_app.config["VERSION"]
 
-    def build() -> dict[str, Any]:
-        body = queries.health(conn, now, cfg.stale_after_seconds, cfg.mode, version)
+    def build(conn: sqlite3.Connection, at: datetime) -> dict[str, Any]:
+        body = queries.health(conn, at, cfg.stale_after_seconds, cfg.mode, version)
         if cfg.meter is not None:
-            body["meter"] = queries.meter_health(conn, now, cfg.meter, cfg.meter_poll_seconds)
+            body["meter"] = queries.meter_health(conn, at, cfg.meter, cfg.meter_poll_seconds)
         if cfg.plugs_file is not None:
-            body["plugs"] = plug_status.health(conn, now, configured=True)
+            body["plugs"] = plug_status.health(conn, at, configured=True)
         if cfg.mqtt_url is not None:
-            body["publish"] = publish_status.read_status(status_file, now, cfg.mqtt_url)
+            body["publish"] = publish_status.read_status(status_file, at, cfg.mqtt_url)
         return current_app.extensions["home_energy_redact"].scrub_tree(body)
 
-    # Its ages count whole seconds, so within one second and with no write it cannot change.
+    # The publisher's status is a file beside the cache, not in it: its stamp is an input.
     status_file = publish_status.status_path(cfg.sqlite_path)
     published = publish_status.stamp(status_file) if cfg.mqtt_url is not None else None
-    key = (int(now.timestamp()), cfg.stale_after_seconds, cfg.mode, version, cfg.meter, published, cfg.plugs_file)
-    return _fresh_json(conn, "health", key, build)
+    return kept_answer("health", (published,), build, at=bucket(now_utc(), AGES_SLICE_S))
 
 
 @api.get("/current")
-def current() -> Response:
+def current() -> Any:
     _only()
-    conn, now = get_db(), now_utc()
-    # Every interval boundary is on the 5-minute grid, so the interval holding "now", and its
-    # kind, are the same for the whole bucket: the answer is a function of (fetch, bucket).
-    return _cached_json(("current", *queries.prices_cache_key(conn, now, 0)), lambda: queries.current(conn, now))
+    return kept_answer("current", (), queries.current, at=bucket(now_utc(), INTERVAL_GRID_S))
 
 
 @api.get("/prices")
-def prices() -> Response:
+def prices() -> Any:
     _only("hours")
     hours = _int_arg("hours", 1, MAX_HOURS)
     if hours is None:
         hours = DEFAULT_HOURS
-    conn, now = get_db(), now_utc()
-    return _cached_json(("prices", *queries.prices_cache_key(conn, now, hours)),
-                        lambda: queries.prices(conn, now, hours))
-
-
-def _cached_json(key: tuple[Any, ...], build: Callable[[], Any]) -> Response:
-    """Answer from the cache when `key` was answered before, else build, encode and keep it."""
-    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    key = (*key, zipped)
-    cache = current_app.extensions["home_energy_answers"]
-    with cache.lock:
-        body = cache.answers.get(key)
-    if body is None:
-        body = current_app.json.dumps(build(), separators=(",", ":")).encode()
-        if zipped:
-            body = gzip.compress(body, compresslevel=5, mtime=0)
-        with cache.lock:
-            if len(cache.answers) >= ANSWER_CACHE_ENTRIES:
-                cache.answers.pop(next(iter(cache.answers)))
-            cache.answers[key] = body
-    return _body_response(body, "application/json", zipped)
-
-
-def _body_response(body: bytes, mimetype: str, zipped: bool) -> Response:
-    """A response for a body encoded ahead of time: gzipped already when `zipped`."""
-    response = current_app.response_class(body, mimetype=mimetype)
-    if zipped:
-        response.headers["Content-Encoding"] = "gzip"
-        response.vary.add("Accept-Encoding")
-    return response
+    return kept_answer("prices", (hours,), lambda conn, at: queries.prices(conn, at, hours),
+                     at=bucket(now_utc(), INTERVAL_GRID_S))
 
 
 @api.get("/usage")
-def usage() -> Response:
+def usage() -> Any:
     _only("from", "to", "intervals")
     end = _date_arg("to")
     start = _date_arg("from")
@@ -419,44 +348,22 @@ def usage() -> Response:
         raise BadRequest(f"from..to may span at most {queries.MAX_USAGE_DAYS} days")
     if with_intervals and span > MAX_INTERVAL_USAGE_DAYS:
         raise BadRequest(f"with intervals=1, from..to may span at most {MAX_INTERVAL_USAGE_DAYS} days")
-    conn = get_db()
-    return _fresh_json(conn, "usage", (start, end, with_intervals),
-                       lambda: queries.usage(conn, start, end, intervals=with_intervals))
-
-
-def _fresh_json(conn: sqlite3.Connection, name: str, key: tuple[Any, ...], build: Callable[[], Any]) -> Response:
-    """The answer `build()` gives for `key`, kept by this server thread until the cache is written.
-
-    SQLite's `PRAGMA data_version` changes when any other connection commits, so a kept answer
-    is exactly what `build()` would give now. One answer per name and thread: a repeated request
-    (every screen's poll, a script asking for the same week) costs one pragma, not the rows.
-    """
-    full = (conn.execute("PRAGMA data_version").fetchone()[0], *key)
-    answers = _readers.answers
-    kept = answers.get(name)
-    if kept is None or kept[0] != full:
-        kept = [full, current_app.json.dumps(build(), separators=(",", ":")).encode(), None]
-        answers[name] = kept
-    body = kept[1]
-    zipped = len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", "")
-    if zipped:
-        if kept[2] is None:
-            kept[2] = gzip.compress(body, compresslevel=5, mtime=0)
-        body = kept[2]
-    return _body_response(body, "application/json", zipped)
+    # The dates are the answer's whole input: it does not depend on the time.
+    return kept_answer("usage", (start, end, with_intervals),
+                     lambda conn, _at: queries.usage(conn, start, end, intervals=with_intervals), at=None)
 
 
 @api.get("/summary")
-def summary() -> Response:
+def summary() -> Any:
     _only()
-    conn, now, budget = get_db(), now_utc(), settings().monthly_budget
-    forecast = settings().forecast_price
-    return _cached_json(("summary", *queries.summary_cache_key(conn, now), budget, forecast),
-                        lambda: queries.summary(conn, now, budget, forecast))
+    budget, forecast = settings().monthly_budget, settings().forecast_price
+    return kept_answer("summary", (budget, forecast),
+                     lambda conn, at: queries.summary(conn, at, budget, forecast),
+                     at=bucket(now_utc(), INTERVAL_GRID_S))
 
 
 @page.get("/")
-def index() -> Response:
+def index() -> Any:
     cfg = settings()
     display: dict[str, Any] = {
         "timezone": cfg.timezone,
@@ -464,39 +371,32 @@ def index() -> Response:
         "night_end": cfg.night_end,
         "version": current_app.config["VERSION"],
     }
-    # The page depends only on the settings and the version, fixed for the app's life: render
-    # and gzip it once per (settings, version) rather than on every load.
-    key = tuple(display.values())
-    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
-    pages = current_app.extensions.setdefault("home_energy_pages", {})
-    kept = pages.get(key)
-    if kept is None:
-        html = render_template("index.html", display=display).encode()
-        kept = pages[key] = (html, gzip.compress(html, compresslevel=9, mtime=0))
-    response = _body_response(kept[1] if zipped else kept[0], "text/html", zipped)
-    response.vary.add("Accept-Encoding")  # also on the plain page: a cache must not serve it to a gzip client
-    return response
+    # The page depends only on the settings and the version, fixed for the app's life.
+    return kept_body("page", tuple(display.values()), lambda: render_template("index.html", display=display),
+                     "text/html")
 
 
 # --- The home's meter (written by the collector; read here from the cache only) --------------
 
 
 @api.get("/live")
-def live() -> Response:
+def live() -> Any:
     _only()
     cfg = settings()
-    return jsonify(queries.live(get_db(), now_utc(), cfg.meter, cfg.meter_poll_seconds))
+    return kept_answer("live", (cfg.meter, cfg.meter_poll_seconds),
+                     lambda conn, at: queries.live(conn, at, cfg.meter, cfg.meter_poll_seconds),
+                     at=bucket(now_utc(), AGES_SLICE_S))
 
 
 @api.get("/today")
-def today() -> Response:
+def today() -> Any:
     _only("date")
     now = now_utc()
     this_day = now.astimezone(NEM_TZ).date()
     day = _date_arg("date") or this_day
     if day > this_day or (this_day - day).days > settings().retention_days:
         raise BadRequest(f"date must be within the last {settings().retention_days} days, not in the future")
-    conn, source = get_db(), settings().meter
-    # Every screen asks every 10 s and the answer changes only when the collector or the sync
-    # writes: keep the last one until the cache is written.
-    return _fresh_json(conn, "today", (day, source), lambda: queries.today(conn, now, source, day))
+    source = settings().meter
+    return kept_answer("today", (day, source),
+                     lambda conn, at: queries.today(conn, at, source, day),
+                     at=bucket(now, METER_MINUTE_S))

@@ -220,3 +220,31 @@ def test_the_cli_error_line_never_shows_a_secret(tmp_path, monkeypatch, capsys):
         redact.install(Config())
     err = capsys.readouterr().err
     assert err == f"error: cache busy, said a server quoting {MASK} and {MASK}\n"
+
+
+def test_every_free_text_the_store_writes_is_scrubbed(tmp_path, monkeypatch):
+    # The store is where text reaches the cache: a meter's or a plug's error that quotes the
+    # password (a device echoing the request it refused) is written without it.
+    from home_energy import store
+    from home_energy.store.plug_writes import PlugRow, finish_command, save_plug, start_command
+
+    monkeypatch.setattr(redact, "_active", redact.Redactor())  # restored after the test
+    env = clean_env(tmp_path, METER="shelly", METER_URL="http://127.0.0.1:9", METER_PASSWORD=SPECIAL)
+    redact.install(load_config(env))
+    path = tmp_path / "cache.sqlite"
+    with store.writer_lock(path):
+        conn = store.open_cache(path)
+    quoted = f"the meter said: wrong password {SPECIAL} ({quote(SPECIAL, safe='')})"
+    store.record_fault(conn, "shelly", 1_800_000_000, quoted, True)
+    run_id = store.start_run(conn, "amber")
+    store.record_failure(conn, run_id, store.RunRecord("dataerror", quoted, 1))
+    fields = {f.name: None for f in dataclasses.fields(PlugRow)}
+    row = {**fields, "plug": "pump", "name": "Pump", "rule": "below", "mode": "auto", "why": "",
+           "updated_at": 1_800_000_000, "last_error": quoted}
+    save_plug(conn, PlugRow(**row),
+              [(1_800_000_000, "error", "below", None, None, "failed", quoted)])
+    finish_command(conn, start_command(conn, "pump", 1_800_000_000, "below", 10.0, "on", quoted), "failed", quoted)
+    conn.close()
+    written = everything_written(tmp_path)
+    assert b"wrong password" in written  # the messages were written
+    assert leaks(written, [SPECIAL]) == []

@@ -9,8 +9,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 
+from ..answers import bucket, kept_answer
 from ..clock import now_utc
 from ..errors import HomeEnergyError
 from . import status
@@ -18,15 +19,21 @@ from . import status
 plugs_api = Blueprint("plugs_api", __name__, url_prefix="/api")
 
 
+# `controller` turns `stopped` with the clock: the answer holds for a half-minute slice.
+PLUGS_SLICE_S = 30
+
+
 @plugs_api.get("/plugs")
 def plugs() -> Response:
-    from ..web import _fresh_json, _only, get_db, settings
+    from ..web import _only
 
     _only()
-    conn, now, configured = get_db(), now_utc(), settings().plugs_file is not None
-    # `controller` turns `stopped` with the clock, so the kept answer is keyed on the half-minute too.
-    key = (int(now.timestamp()) // 30, configured)
-    return _fresh_json(conn, "plugs", key, lambda: status.plugs(conn, now, configured))
+    return kept_answer("plugs", (), lambda conn, at: status.plugs(conn, at, _configured()),
+                       at=bucket(now_utc(), PLUGS_SLICE_S))
+
+
+def _configured() -> bool:
+    return current_app.config["HOME_ENERGY"].plugs_file is not None
 
 
 @plugs_api.errorhandler(HomeEnergyError)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from ..meter_format import FIELDS, pack_hour, packed_minutes
 from ..models import Reading
+from ..redact import scrub
 from .cache import transaction
 
 POWER_FIELDS = ("grid_w", "solar_w", "battery_w", "load_w")
@@ -140,6 +141,7 @@ def save_reading(conn: sqlite3.Connection, reading: Reading, fold: MinuteFold,
 
 def record_fault(conn: sqlite3.Connection, source: str, at: int, error: str, starts_failing: bool) -> None:
     """A failed poll: nothing of it is written but the state, and an event when failing starts."""
+    error = scrub(error)  # a device may echo its password in the words quoted here
     with transaction(conn):
         conn.execute(
             "INSERT INTO meter_state (id, source, status, failing_since, failures, last_error, updated_at) "

@@ -12,10 +12,12 @@ Rules it keeps:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
 
+from ..redact import scrub
 from .cache import set_meta, transaction
 
 INTERRUPTED = "the controller stopped before the plug answered; its real state is read before deciding"
@@ -58,6 +60,8 @@ def load_plug(conn: sqlite3.Connection, plug: str) -> PlugRow | None:
 
 def save_plug(conn: sqlite3.Connection, row: PlugRow, log: list[tuple] | None = None) -> None:
     """The plug's state and any log rows (at, kind, rule, price, action, result, message), together."""
+    if row.last_error is not None:
+        row = dataclasses.replace(row, last_error=scrub(row.last_error))
     with transaction(conn):
         conn.execute(
             f"INSERT OR REPLACE INTO plug_state ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
@@ -65,7 +69,8 @@ def save_plug(conn: sqlite3.Connection, row: PlugRow, log: list[tuple] | None = 
         )
         for entry in log or ():
             conn.execute("INSERT INTO plug_log (at, plug, kind, rule, price, action, result, message) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (entry[0], row.plug, *entry[1:]))
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (entry[0], row.plug, *entry[1:-1], _scrubbed(entry[-1])))
 
 
 def start_command(conn: sqlite3.Connection, plug: str, at: int, rule: str, price: float | None, action: str,
@@ -73,14 +78,20 @@ def start_command(conn: sqlite3.Connection, plug: str, at: int, rule: str, price
     """Record a command as `sent` before it goes out; returns its log id."""
     with transaction(conn):
         cursor = conn.execute("INSERT INTO plug_log (at, plug, kind, rule, price, action, result, message) "
-                              "VALUES (?, ?, 'command', ?, ?, ?, 'sent', ?)", (at, plug, rule, price, action, message))
+                              "VALUES (?, ?, 'command', ?, ?, ?, 'sent', ?)",
+                              (at, plug, rule, price, action, scrub(message)))
     return int(cursor.lastrowid or 0)
 
 
 def finish_command(conn: sqlite3.Connection, log_id: int, result: str, message: str | None) -> None:
     with transaction(conn):
         conn.execute("UPDATE plug_log SET result = ?, message = COALESCE(?, message) WHERE id = ?",
-                     (result, message, log_id))
+                     (result, _scrubbed(message), log_id))
+
+
+def _scrubbed(text: str | None) -> str | None:
+    # A device may quote the request it refused, password included (Tasmota's is in the URL).
+    return None if text is None else scrub(text)
 
 
 def mark_interrupted(conn: sqlite3.Connection) -> list[str]:

@@ -28,6 +28,7 @@ from .. import db
 from ..clock import nem_day_start, now_utc
 from ..errors import ClockDisagreesError, UpstreamDataError
 from ..models import PriceRow, Site, UsageRow
+from ..redact import scrub
 from .cache import set_meta, transaction
 from .plug_writes import prune_plug_log
 
@@ -198,7 +199,8 @@ def _finish_run(conn: sqlite3.Connection, run_id: int, record: RunRecord, rows: 
     conn.execute(
         "UPDATE sync_runs SET finished_at = ?, outcome = ?, error = ?, rows_written = ?, upstream_calls = ?, "
         "rate_limit_remaining = ?, rate_limit_reset_at = ? WHERE id = ?",
-        (int(now_utc().timestamp()), record.outcome, record.error, rows, record.calls, record.rate_limit_remaining,
+        (int(now_utc().timestamp()), record.outcome, None if record.error is None else scrub(record.error), rows,
+         record.calls, record.rate_limit_remaining,
          record.rate_limit_reset_at, run_id),
     )
     conn.execute("DELETE FROM sync_run_problems WHERE run_id = ?", (run_id,))
