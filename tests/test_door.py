@@ -30,7 +30,14 @@ DOOR = "home_energy.fetch"
 # The one other module allowed a network client, and why: the door to the home's MQTT broker
 # (paho), which every session with it (the publisher's, the plug controller's command listener)
 # goes through; it asks no peer for data and bounds every wait of a session (docs/architecture.md).
-ALLOWED = {"home_energy.mqtt": {"socket", "ssl", "paho.mqtt.client"}}
+ALLOWED = {
+    "home_energy.mqtt": {"socket", "ssl", "paho.mqtt.client"},
+    # The listening side, which never connects out: the server peeks at connections Waitress has
+    # already accepted, and the Host allow-list asks the kernel for this machine's own addresses
+    # (an unconnected datagram socket's ioctl) and its host name.
+    "home_energy.server": {"socket"},
+    "home_energy.hosts": {"socket"},
+}
 FAULTS = fetch.Faults(unavailable=UpstreamError, data=UpstreamDataError)
 LIMITS = fetch.Limits(deadline_s=3.0, connect_s=1.0, read_s=2.0, max_bytes=64 * 1024, max_depth=8, max_values=1000)
 
