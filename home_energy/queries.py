@@ -9,9 +9,11 @@ for every dollar figure from usage: a day's cost is summed, then rounded to the 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+import sys
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -111,9 +113,18 @@ def interval_json(row: sqlite3.Row, now: int | None = None) -> dict[str, Any]:
     }
 
 
+_WIDE = Context(prec=400)  # digits: the largest float has 309
+
+
 def day_cents(cents: float) -> int:
-    """A day's cost, summed first, rounded to the cent once (half away from zero)."""
-    return int(Decimal(repr(cents)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    """A day's cost, summed first, rounded to the cent once (half away from zero).
+
+    Exact for every float (a context wide enough for 1.8e308); a sum that overflowed to infinity
+    (absurd costs Amber's schema still allows) is held at the largest float, never an error.
+    """
+    if not math.isfinite(cents):
+        cents = math.copysign(sys.float_info.max, cents) if not math.isnan(cents) else 0.0
+    return int(Decimal(repr(cents)).quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_WIDE))
 
 
 def provenance(conn: sqlite3.Connection, fallback_mode: str) -> tuple[str, str | None]:

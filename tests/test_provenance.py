@@ -165,3 +165,13 @@ def test_api_live_has_every_documented_field_in_every_state(make_config, app_for
     today = app_for(config).test_client().get("/api/today").get_json()
     assert set(today) == {"date", "from", "to", "import_kwh", "export_kwh", "cost_dollars", "estimated", "basis",
                           "unpriced_kwh", "meter_estimate", "source"}
+
+
+def test_a_days_cost_is_rounded_once_half_away_from_zero_for_every_float():
+    from home_energy.queries import day_cents
+
+    assert [day_cents(x) for x in (2.5, -2.5, 12.5, 1.4999999, 0.0)] == [3, -3, 13, 1, 0]
+    # Absurd but schema-valid costs: the largest float is exact, an overflowed sum is held there.
+    assert day_cents(1e308) == int(1e308)
+    assert day_cents(float("inf")) == day_cents(1.7976931348623157e308) > 0
+    assert day_cents(float("-inf")) < 0
