@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from home_energy.models import Reading
+from tests.raw_http import RawServer, request_path
 
 from .load import measure, run_phase
 from .server import Server, rss_mb
@@ -188,43 +188,9 @@ def _http(status: str, body: bytes, *headers: str) -> bytes:
     return "\r\n".join(lines).encode() + body
 
 
-class _Answering:
+def _answering(answer: Callable[[str, socket.socket], None]) -> RawServer:
     """A raw server: `answer(path, conn)` writes the whole answer to each request."""
-
-    def __init__(self, answer: Callable[[str, socket.socket], None]) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.answer = answer
-        self.hits = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                self.hits += 1
-                self.answer(head.split(b" ", 2)[1].decode(), conn)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.sock.close()
+    return RawServer(lambda request, conn: answer(request_path(request), conn))
 
 
 def _filled(item: bytes, per_item: int, values: int, cap: int) -> bytes:
@@ -290,7 +256,7 @@ def _sync_peak_mb(work: Path, name: str, body: bytes) -> float:
         else:
             conn.sendall(_http("200 OK", b"[]"))
 
-    server = _Answering(answer)
+    server = _answering(answer)
     try:
         cache = work / "worst-sync" / name.replace(" ", "-") / "cache.sqlite"
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +281,7 @@ def _collector_peak_mb(work: Path, name: str, behaviour: Callable[[socket.socket
             conn.sendall(_http("200 OK", json.dumps(good.meter).encode()))
 
     good.server.server_close()
-    server = _Answering(answer)
+    server = _answering(answer)
     cache = work / "worst-collector" / name.replace(" ", "-") / "cache.sqlite"
     cache.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "home_energy.cli", "collect"],

@@ -83,21 +83,26 @@ class _FakeMeter:
                 else:
                     with fake.lock:
                         status, body, headers = fake.route(parsed.path, parsed.query, self.headers)
-                try:
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                send_answer(self, status, body, headers)
 
         return Handler
 
 
-def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
+def json_answer(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+
+def send_answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
+    """Write one whole answer; a client that has gone away is not the fake's failure."""
+    try:
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 class FakeFronius(_FakeMeter):
@@ -122,11 +127,11 @@ class FakeFronius(_FakeMeter):
 
     def route(self, path, query, headers):
         if path == "/solar_api/v1/GetPowerFlowRealtimeData.fcgi":
-            return _json(200, copy.deepcopy(self.flow))
+            return json_answer(200, copy.deepcopy(self.flow))
         if path == "/solar_api/v1/GetMeterRealtimeData.cgi" and self.meter is not None:
             body = copy.deepcopy(self.meter)
             self.meter["Body"]["Data"]["0"]["EnergyReal_WAC_Plus_Absolute"] += self.advance_wh
-            return _json(200, body)
+            return json_answer(200, body)
         return 404, (FIXTURES / "pyfronius_404_error.html").read_bytes(), {"Content-Type": "text/html"}
 
 
@@ -180,7 +185,7 @@ class FakeShelly(_FakeMeter):
 
     def route(self, path, query, headers):
         if path == "/shelly":
-            return _json(200, self.info)
+            return json_answer(200, self.info)
         if path.startswith("/rpc/") and self.password is not None and not self._authorised(path, query, headers):
             self.challenges += 1
             nonce = str(int(time.time()) * 1000 + secrets.randbelow(1000))
@@ -190,15 +195,15 @@ class FakeShelly(_FakeMeter):
         if self.em1 is not None:  # a monophase 3EM or a Pro EM: EM1 channels, no EM component
             channel = int(query[3:]) if query.startswith("id=") and query[3:].isdigit() else -1
             if path == "/rpc/EM1.GetStatus" and channel in self.em1:
-                return _json(200, self.em1[channel][0])
+                return json_answer(200, self.em1[channel][0])
             if path == "/rpc/EM1Data.GetStatus" and channel in self.em1:
-                return _json(200, self.em1[channel][1])
-            return _json(404, {"code": 404, "message": f"No handler for {path[5:]}"})
+                return json_answer(200, self.em1[channel][1])
+            return json_answer(404, {"code": 404, "message": f"No handler for {path[5:]}"})
         if path == "/rpc/EM.GetStatus" and query == "id=0":
-            return _json(200, self.em)
+            return json_answer(200, self.em)
         if path == "/rpc/EMData.GetStatus" and query == "id=0":
-            return _json(200, self.emdata)
-        return _json(404, {"code": 404, "message": f"No handler for {path[5:]}"})
+            return json_answer(200, self.emdata)
+        return json_answer(404, {"code": 404, "message": f"No handler for {path[5:]}"})
 
     def _authorised(self, path: str, query: str, headers) -> bool:
         header = headers.get("Authorization", "")

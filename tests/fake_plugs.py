@@ -15,7 +15,6 @@ the program is killed mid-command); `closed_port_url()` is a plug that is unplug
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import socket
@@ -24,6 +23,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from tests.fake_meters import json_answer, send_answer
 
 FAULTS = ("slow", "html", "401", "impossible", "silent", "set_then_silent")
 SLOW_S = 20.0  # far past any plug deadline; the fake is released early when its test ends
@@ -112,21 +113,11 @@ class _FakePlug:
                 else:
                     with fake.lock:
                         status, body, headers = fake.route(parsed.path, parse_qs(parsed.query), self.headers)
-                try:
-                    self.send_response(status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                send_answer(self, status, body, headers)
 
         return Handler
 
 
-def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
-    return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
 class FakeShellyPlug(_FakePlug):
@@ -140,7 +131,7 @@ class FakeShellyPlug(_FakePlug):
 
     def route(self, path: str, query: dict[str, list[str]], headers: Any) -> tuple[int, bytes, dict[str, str]]:
         if path == "/shelly":
-            return _json(200, {"id": self.realm, "gen": 2, "app": "PlugS", "auth_en": self.password is not None})
+            return json_answer(200, {"id": self.realm, "gen": 2, "app": "PlugS", "auth_en": self.password is not None})
         if self.password is not None and not self._authorised(headers):
             nonce = str(int(time.time()) * 1000 + secrets.randbelow(1000))
             self.nonces[nonce] = 0
@@ -148,24 +139,24 @@ class FakeShellyPlug(_FakePlug):
             return 401, b"", {"WWW-Authenticate": challenge}
         ident = query.get("id", [""])[0]
         if not ident.isdigit() or int(ident) >= len(self.states):
-            return _json(500, {"code": -105, "message": f"Argument 'id', value {ident} not found!"})
+            return json_answer(500, {"code": -105, "message": f"Argument 'id', value {ident} not found!"})
         channel = int(ident)
         if path == "/rpc/Switch.GetStatus":
             output: Any = self.states[channel]
             if self.fault == "impossible":
                 output = "maybe"
-            return _json(200, {"id": channel, "source": "init", "output": output, "apower": 0.0,
+            return json_answer(200, {"id": channel, "source": "init", "output": output, "apower": 0.0,
                                "voltage": 239.8, "current": 0.0, "aenergy": {"total": 1234.5},
                                "temperature": {"tC": 31.2, "tF": 88.2}})
         if path == "/rpc/Switch.Set":
             on = query.get("on", [""])[0]
             if on not in ("true", "false"):
-                return _json(500, {"code": -103, "message": "Invalid argument 'on'"})
+                return json_answer(500, {"code": -103, "message": "Invalid argument 'on'"})
             was_on = self.states[channel]
             self.commands.append((channel, on == "true"))
             self.states[channel] = on == "true"
-            return _json(200, {"was_on": was_on if self.fault != "impossible" else "yes"})
-        return _json(404, {"code": 404, "message": f"No handler for {path[5:]}"})
+            return json_answer(200, {"was_on": was_on if self.fault != "impossible" else "yes"})
+        return json_answer(404, {"code": 404, "message": f"No handler for {path[5:]}"})
 
     def _authorised(self, headers: Any) -> bool:
         header = headers.get("Authorization", "")
@@ -196,14 +187,14 @@ class FakeTasmotaPlug(_FakePlug):
             return 404, b"<html>404 Not Found</html>", {"Content-Type": "text/html"}
         if self.password is not None and (query.get("user", [""])[0] != "admin"
                                           or query.get("password", [""])[0] != self.password):
-            return _json(401, {"WARNING": "Need user=<username>&password=<password>"})
+            return json_answer(401, {"WARNING": "Need user=<username>&password=<password>"})
         command = query.get("cmnd", [""])[0].strip()
         match = re.fullmatch(r"(?i)power(\d?)(?:\s+(on|off|1|0))?", command)
         if match is None:
-            return _json(200, {"Command": "Unknown"})
+            return json_answer(200, {"Command": "Unknown"})
         channel = int(match.group(1) or "1") - 1
         if not 0 <= channel < len(self.states):
-            return _json(200, {"Command": "Unknown"})
+            return json_answer(200, {"Command": "Unknown"})
         if match.group(2) is not None:
             on = match.group(2).lower() in ("on", "1")
             self.commands.append((channel, on))
@@ -212,7 +203,7 @@ class FakeTasmotaPlug(_FakePlug):
         word = "ON" if self.states[channel] else "OFF"
         if self.fault == "impossible":
             word = "BLINK"
-        return _json(200, {key: word})
+        return json_answer(200, {key: word})
 
 
 def closed_port_url() -> str:

@@ -8,8 +8,8 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from home_energy.config import Secret
 from home_energy.digest import DigestAuth
 from home_energy.errors import UpstreamDataError, UpstreamError
 from tests.fake_meters import FakeFronius, FakeShelly
+from tests.raw_http import RawServer
 
 PACKAGE = Path(__file__).resolve().parents[1] / "home_energy"
 # Modules that can open a connection to a peer. Only the door may import them; the web server
@@ -136,56 +137,17 @@ def test_two_million_tiny_objects_under_the_cap_cost_a_bounded_parse():
 
 # -- exchanges -------------------------------------------------------------------------------------
 
-class _Raw:
+def _raw(behaviour: Callable[[socket.socket], None]) -> RawServer:
     """A server that answers every request with `behaviour(conn)`."""
-
-    def __init__(self, behaviour) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.behaviour = behaviour
-        self.requests: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    request += chunk
-                head = request.split(b"\r\n\r\n", 1)[0].lower()
-                length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0]) \
-                    if b"content-length:" in head else 0
-                while len(request) < len(head) + 4 + length:
-                    request += conn.recv(65536)
-                self.requests.append(request)
-                self.behaviour(conn)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.sock.close()
+    return RawServer(lambda _request, conn: behaviour(conn))
 
 
 @pytest.fixture
 def raw():
-    servers: list[_Raw] = []
+    servers: list[RawServer] = []
 
-    def make(behaviour) -> _Raw:
-        servers.append(_Raw(behaviour))
+    def make(behaviour: Callable[[socket.socket], None]) -> RawServer:
+        servers.append(_raw(behaviour))
         return servers[-1]
 
     yield make
