@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from kiosk_helpers import end_group, free_port
+from tests.kiosk.kiosk_helpers import end_group, free_port
 
 BIN = Path(sys.executable).parent
 CLEAN = ("HOST", "PORT", "SQLITE_PATH", "HOME_ENERGY_ENV_FILE", "DISPLAY", "WAYLAND_DISPLAY", "METER")
