@@ -92,6 +92,17 @@ def json_answer(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
+def digest_response(realm: str, password: str, uri: str, fields: dict[str, str]) -> str:
+    """The SHA-256 Digest response (qop=auth, user admin) a client must send for a GET of `uri`."""
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    ha1 = sha(f"admin:{realm}:{password}")
+    ha2 = sha(f"GET:{uri}")
+    return sha(f"{ha1}:{fields.get('nonce')}:{fields.get('nc')}:{fields.get('cnonce')}:auth:{ha2}")
+
+
 def send_answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
     """Write one whole answer; a client that has gone away is not the fake's failure."""
     try:
@@ -221,13 +232,7 @@ class FakeShelly(_FakeMeter):
         if fields.get("uri") != uri:
             return False
 
-        def sha(text: str) -> str:
-            return hashlib.sha256(text.encode()).hexdigest()
-
-        ha1 = sha(f"admin:{self.realm}:{self.password}")
-        ha2 = sha(f"GET:{uri}")
-        expected = sha(f"{ha1}:{nonce}:{fields.get('nc')}:{fields.get('cnonce')}:auth:{ha2}")
-        if fields.get("response") != expected:
+        if fields.get("response") != digest_response(self.realm, str(self.password), uri, fields):
             return False
         self.nonces[nonce] += 1
         self.authorised += 1

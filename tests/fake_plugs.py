@@ -14,7 +14,6 @@ the program is killed mid-command); `closed_port_url()` is a plug that is unplug
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import socket
@@ -24,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from tests.fake_meters import json_answer, send_answer
+from tests.fake_meters import digest_response, json_answer, send_answer
 
 FAULTS = ("slow", "html", "401", "impossible", "silent", "set_then_silent")
 SLOW_S = 20.0  # far past any plug deadline; the fake is released early when its test ends
@@ -167,13 +166,7 @@ class FakeShellyPlug(_FakePlug):
         if nonce not in self.nonces or fields.get("username") != "admin" or fields.get("realm") != self.realm:
             return False
 
-        def sha(text: str) -> str:
-            return hashlib.sha256(text.encode()).hexdigest()
-
-        ha1 = sha(f"admin:{self.realm}:{self.password}")
-        ha2 = sha(f"GET:{fields.get('uri')}")
-        expected = sha(f"{ha1}:{nonce}:{fields.get('nc')}:{fields.get('cnonce')}:auth:{ha2}")
-        if fields.get("response") != expected:
+        if fields.get("response") != digest_response(self.realm, str(self.password), fields.get("uri", ""), fields):
             return False
         self.nonces[nonce] += 1
         return True

@@ -459,13 +459,7 @@ def start_controller(config: Config) -> Callable[[], None] | None:
         except HomeEnergyError as exc:
             log.error("plug controller not started: %s", exc)
             return
-        listening = start_listener(config, [plug.key for plug in plugs])
-        try:
-            controller.run(stop, listening[0] if listening else None)
-        finally:
-            if listening:
-                listening[1]()
-            controller.close()
+        _run_listening(config, controller, plugs, stop)
 
     thread = threading.Thread(target=_run, name="plug-controller", daemon=True)
     thread.start()
@@ -490,6 +484,14 @@ def control_until_signalled(config: Config, dry_run: bool) -> int:
     stop_on_signals(then=lambda _signum: stop.set())
     controller = Controller(config, plugs, dry_run=dry_run)
     log.info("controlling %d plug(s) from %s%s", len(plugs), config.plugs_file, " (dry run)" if dry_run else "")
+    _run_listening(config, controller, plugs, stop, dry_run=dry_run)
+    return 0
+
+
+def _run_listening(config: Config, controller: Controller, plugs: list[PlugConfig], stop: threading.Event,
+                   dry_run: bool = False) -> None:
+    """Run the controller until `stop`, with Home Assistant's commands when MQTT is set; then
+    stop the listener and close the controller, whatever ended the run."""
     listening = start_listener(config, [plug.key for plug in plugs], dry_run=dry_run)
     try:
         controller.run(stop, listening[0] if listening else None)
@@ -497,4 +499,3 @@ def control_until_signalled(config: Config, dry_run: bool) -> int:
         if listening:
             listening[1]()
         controller.close()
-    return 0
